@@ -1,0 +1,214 @@
+// The five commands the kernel sends (SPEC §3), returning the exit status the
+// C program would (SPEC §6).
+import * as fs from 'fs';
+import * as path from 'path';
+import { crashPoint } from './crashpoint';
+import { EACCES, EINVAL, EPERM, EREMOTEIO, ERANGE, ErrnoError, errnoOf, statusFor } from './errno';
+import { END_GRACE_FILE, liftGrace, parseGraceStart } from './grace';
+import { parseHexId } from './hex';
+import type { Logger } from './log';
+import { ensureStorageDir, Store } from './store/store';
+import { strtol } from './strtol';
+
+export interface CommandContext {
+  storagedir: string;
+  env: Record<string, string | undefined>;
+  log: Logger;
+}
+
+export const KERNEL_COMMANDS = ['init', 'create', 'remove', 'check', 'gracedone'] as const;
+export type KernelCommand = (typeof KERNEL_COMMANDS)[number];
+export const NEEDS_ARG: Record<KernelCommand, boolean> = { init: false, create: true, remove: true, check: true, gracedone: true };
+
+const hasSession = (env: CommandContext['env']): boolean => env.NFSDCLTRACK_CLIENT_HAS_SESSION?.[0] === 'Y';
+
+function openStore(ctx: CommandContext): Store {
+  const compact = Number(ctx.env.NFSDCLTRACK_COMPACT_BYTES);
+  return new Store({ dir: ctx.storagedir, log: ctx.log, compactBytes: compact > 0 ? compact : undefined });
+}
+
+/** Exit status of a failed write: the store's errno only when it could not be opened at all. */
+function failure(ctx: CommandContext, what: string, e: unknown, errno: number): number {
+  ctx.log.error(`${what}: ${(e as Error).message}`);
+  return statusFor(errno);
+}
+
+async function maybeLiftGrace(ctx: CommandContext, count: number | null): Promise<void> {
+  ctx.log.debug(() => `there are ${count ?? 'an unknown number of'} clients that have not completed reclaim`);
+  if (count === 0) await liftGrace(ctx.env.NFSDCLTRACK_END_GRACE_FILE || END_GRACE_FILE, (m) => ctx.log.warn(m));
+}
+
+async function init(ctx: CommandContext): Promise<number> {
+  try {
+    fs.accessSync(ctx.storagedir, fs.constants.W_OK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'EACCES') {
+      return failure(ctx, `Unexpected error when checking access on ${ctx.storagedir}`, e, errnoOf(e, EACCES));
+    }
+  }
+  const store = openStore(ctx);
+  try {
+    ensureStorageDir(ctx.storagedir);
+    await store.init();
+  } catch (e) {
+    return failure(ctx, 'Failed to init database', e, EACCES);
+  }
+  const graceStart = parseGraceStart(ctx.env.NFSDCLTRACK_GRACE_START);
+  if (graceStart !== null) {
+    const view = store.read();
+    try {
+      await maybeLiftGrace(ctx, view.countReclaiming(graceStart));
+    } finally {
+      view.close();
+    }
+  }
+  return 0;
+}
+
+async function create(ctx: CommandContext, id: string): Promise<number> {
+  const store = openStore(ctx);
+  const session = hasSession(ctx.env);
+  const graceStart = session ? parseGraceStart(ctx.env.NFSDCLTRACK_GRACE_START) : null;
+  let count: number | null;
+  try {
+    count = await store.mutate((tx) => {
+      tx.put(id, { time: store.time(), session });
+      return graceStart === null ? null : tx.countReclaiming(graceStart);
+    });
+  } catch (e) {
+    return failure(ctx, `Failed to create client record`, e, EREMOTEIO);
+  }
+  if (graceStart !== null) await maybeLiftGrace(ctx, count);
+  return 0;
+}
+
+async function remove(ctx: CommandContext, id: string): Promise<number> {
+  try {
+    await openStore(ctx).mutate((tx) => tx.put(id, null));
+    return 0;
+  } catch (e) {
+    return failure(ctx, `Failed to remove client record`, e, EREMOTEIO);
+  }
+}
+
+async function check(ctx: CommandContext, id: string): Promise<number> {
+  const store = openStore(ctx);
+  const session = hasSession(ctx.env);
+  let found: boolean;
+  try {
+    const view = store.read();
+    try {
+      found = view.get(id) !== null;
+    } finally {
+      view.close();
+    }
+  } catch (e) {
+    return failure(ctx, `Unable to read the client store`, e, EPERM);
+  }
+  if (found) {
+    if (session) return 0;
+    // A v4.0 client's record gets a fresh time, so gracedone keeps it. The
+    // record itself is proven: if the store cannot be written, still allow.
+    try {
+      await store.mutate((tx) => {
+        const rec = tx.get(id);
+        if (rec) tx.put(id, { time: store.time(), session: rec.session });
+      });
+    } catch (e) {
+      ctx.log.warn(`client allowed to reclaim, but its record's time could not be updated: ${(e as Error).message}`);
+    }
+    return 0;
+  }
+  return checkLegacy(ctx, store, id, session);
+}
+
+/** SPEC §5: a client known only to the old recovery directory is let in once. */
+async function checkLegacy(ctx: CommandContext, store: Store, id: string, session: boolean): Promise<number> {
+  const recdir = ctx.env.NFSDCLTRACK_LEGACY_RECDIR;
+  if (recdir === undefined) {
+    ctx.log.debug('No NFSDCLTRACK_LEGACY_RECDIR env var');
+    return statusFor(EPERM);
+  }
+  try {
+    if (!fs.statSync(recdir).isDirectory()) {
+      ctx.log.debug(`${recdir} is not a directory`);
+      return statusFor(EPERM);
+    }
+  } catch (e) {
+    ctx.log.debug(`Unable to stat ${recdir}: ${(e as Error).message}`);
+    return statusFor(EPERM);
+  }
+  try {
+    await store.mutate((tx) => tx.put(id, { time: session ? 0 : store.time(), session }));
+  } catch (e) {
+    return failure(ctx, 'Failed to insert client', e, EPERM);
+  }
+  await crashPoint('legacy-inserted');
+  try {
+    fs.rmdirSync(recdir);
+  } catch (e) {
+    ctx.log.debug(`Failed to rmdir ${recdir}: ${(e as Error).message}`);
+    return statusFor(EPERM);
+  }
+  await crashPoint('legacy-removed');
+  return 0;
+}
+
+async function gracedone(ctx: CommandContext, arg: string): Promise<number> {
+  const r = strtol(arg);
+  if (r.range) return failure(ctx, `gracedone: time '${arg}' out of range`, new Error('ERANGE'), ERANGE);
+  if (r.end < arg.length || (!r.converted && arg.length > 0)) {
+    ctx.log.error(`gracedone: invalid time '${arg}'`);
+    return statusFor(EINVAL);
+  }
+  // time_t compared as unsigned: a negative time removes every record.
+  const threshold = r.value < 0n ? r.value + (1n << 64n) : r.value;
+  ctx.log.debug(() => `grace done. gracetime=${threshold}`);
+  let status = 0;
+  try {
+    const removed = await openStore(ctx).gracedone(threshold);
+    ctx.log.debug(() => `removed ${removed} unreclaimed client(s)`);
+  } catch (e) {
+    status = failure(ctx, 'Failed to remove unreclaimed clients', e, EREMOTEIO);
+  }
+  legacyGracedone(ctx);
+  return status;
+}
+
+function legacyGracedone(ctx: CommandContext): void {
+  const topdir = ctx.env.NFSDCLTRACK_LEGACY_TOPDIR;
+  if (topdir === undefined) return;
+  let names: string[];
+  try {
+    names = fs.readdirSync(topdir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    try {
+      fs.rmdirSync(path.join(topdir, name));
+    } catch (e) {
+      ctx.log.warn(`Failed to rmdir ${path.join(topdir, name)}: ${(e as Error).message}`);
+    }
+  }
+}
+
+/** Run a kernel command; argument validity is checked after the store opens, as in C. */
+export async function runKernelCommand(cmd: KernelCommand, arg: string | undefined, ctx: CommandContext): Promise<number> {
+  if (cmd === 'init') return init(ctx);
+  try {
+    ensureStorageDir(ctx.storagedir);
+  } catch (e) {
+    return failure(ctx, 'Unable to open the client store', e, e instanceof ErrnoError ? e.errno : EREMOTEIO);
+  }
+  if (cmd === 'gracedone') return gracedone(ctx, arg!);
+  const hex = parseHexId(arg!);
+  if (!hex.ok) {
+    ctx.log.error(`${cmd}: invalid client id (${hex.errno === EINVAL ? 'not an even number of hex digits' : 'longer than 1024 bytes'})`);
+    return statusFor(hex.errno);
+  }
+  if (cmd === 'create') return create(ctx, hex.id);
+  if (cmd === 'remove') return remove(ctx, hex.id);
+  return check(ctx, hex.id);
+}

@@ -1,0 +1,101 @@
+/**
+ * The command line of nfsdcltrack, parsed the way GNU getopt_long parses
+ * "hdfs:" with --help, --debug, --foreground and --storagedir=DIR: options may
+ * follow operands (argv is permuted), "--" ends options, long options may be
+ * abbreviated to any unambiguous prefix, and "-1" is an unknown option.
+ * Parsing stops at the first -h or error, as the C program's loop does.
+ */
+export interface KernelArgs {
+  help: boolean;
+  debug: boolean;
+  foreground: boolean;
+  storagedir?: string;
+  operands: string[];
+  /** getopt's diagnostic when the command line is invalid (usage, exit 1). */
+  error?: string;
+}
+
+const LONG: ReadonlyArray<{ name: string; short: string; hasArg: boolean }> = [
+  { name: 'help', short: 'h', hasArg: false },
+  { name: 'debug', short: 'd', hasArg: false },
+  { name: 'foreground', short: 'f', hasArg: false },
+  { name: 'storagedir', short: 's', hasArg: true },
+];
+
+export function parseKernelArgs(argv: readonly string[], prog = 'nfsdcltrack'): KernelArgs {
+  const out: KernelArgs = { help: false, debug: false, foreground: false, operands: [] };
+  const apply = (short: string, value?: string): void => {
+    if (short === 'h') out.help = true;
+    else if (short === 'd') out.debug = true;
+    else if (short === 'f') out.foreground = true;
+    else out.storagedir = value;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--') {
+      out.operands.push(...argv.slice(i + 1));
+      break;
+    }
+    if (arg.startsWith('--')) {
+      const eq = arg.indexOf('=');
+      const name = arg.slice(2, eq < 0 ? undefined : eq);
+      const exact = LONG.find((o) => o.name === name);
+      const matches = exact ? [exact] : LONG.filter((o) => o.name.startsWith(name));
+      if (matches.length !== 1) {
+        out.error = matches.length === 0
+          ? `${prog}: unrecognized option '${arg}'`
+          : `${prog}: option '${arg}' is ambiguous`;
+        return out;
+      }
+      const opt = matches[0];
+      if (!opt.hasArg) {
+        if (eq >= 0) {
+          out.error = `${prog}: option '--${opt.name}' doesn't allow an argument`;
+          return out;
+        }
+        apply(opt.short);
+        if (out.help) return out;
+      } else if (eq >= 0) {
+        apply(opt.short, arg.slice(eq + 1));
+      } else if (i + 1 < argv.length) {
+        apply(opt.short, argv[++i]);
+      } else {
+        out.error = `${prog}: option '--${opt.name}' requires an argument`;
+        return out;
+      }
+      continue;
+    }
+    if (arg.length > 1 && arg[0] === '-') {
+      for (let j = 1; j < arg.length; j++) {
+        const c = arg[j];
+        if (c === 'h' || c === 'd' || c === 'f') {
+          apply(c);
+          if (out.help) return out;
+        } else if (c === 's') {
+          if (j + 1 < arg.length) apply('s', arg.slice(j + 1));
+          else if (i + 1 < argv.length) apply('s', argv[++i]);
+          else {
+            out.error = `${prog}: option requires an argument -- 's'`;
+            return out;
+          }
+          break;
+        } else {
+          out.error = `${prog}: invalid option -- '${c}'`;
+          return out;
+        }
+      }
+      continue;
+    }
+    out.operands.push(arg);
+  }
+  return out;
+}
+
+export const USAGE = `Usage: nfsdcltrack [ -hfd ] [ -s dir ] < cmd > < arg >
+Where < cmd > is one of the following and takes the following < arg >:
+    init
+    create <nfs_client_id4>
+    remove <nfs_client_id4>
+    check  <nfs_client_id4>
+    gracedone <epoch time>
+`;

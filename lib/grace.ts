@@ -1,0 +1,32 @@
+// Ending the grace period early (SPEC §4) and reading NFSDCLTRACK_GRACE_START.
+import * as fs from 'fs';
+import { crashPoint } from './crashpoint';
+import { strtol } from './strtol';
+
+export const END_GRACE_FILE = '/proc/fs/nfsd/v4_end_grace';
+
+/** The server's boot time, or null when absent or unparseable ("don't know"). */
+export function parseGraceStart(value: string | undefined): number | null {
+  if (value === undefined) return null;
+  const r = strtol(value);
+  return r.converted && !r.range ? Number(r.value) : null;
+}
+
+/** Tell the kernel it may lift grace. A missing file is silent; other failures warn. */
+export async function liftGrace(file: string, warn: (msg: string) => void): Promise<void> {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_WRONLY);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') warn(`Unable to open ${file}: ${(e as Error).message}`);
+    return;
+  }
+  try {
+    fs.writeSync(fd, 'Y');
+    await crashPoint('end-grace-written');
+  } catch (e) {
+    warn(`Unable to write to ${file}: ${(e as Error).message}`);
+  } finally {
+    fs.closeSync(fd);
+  }
+}

@@ -1,0 +1,191 @@
+// The store's text formats (FORMAT_VERSION 1). Every line ends in a space and
+// the CRC-32 of everything before that space, as 8 lowercase hex digits, so a
+// torn or damaged line is recognised on its own. Pure: no I/O here.
+//
+// clients.snap, sorted the way `LC_ALL=C sort` sorts it:
+//   #nfsdcltrack-snapshot v1 gen=<16 digits> records=<10> v40=<10> times=<10> <crc>
+//   <hexid|-> <time> <has_session 0|1> <crc>          one per client, by id
+//   ~ <time, 11 digits> <count, 10 digits> <crc>        session clients with time <= <time>
+// clients.journal, append-only:
+//   #nfsdcltrack-journal v1 gen=<gen> <crc>
+//   <gen> <seq> set <hexid|-> <time> <sess> <prevtime|-> <prevsess|-> <crc>
+//   <gen> <seq> del <hexid|-> - - <prevtime|-> <prevsess|-> <crc>
+//   <gen> <seq> lost - - - - - <crc>     barrier: what came before is unproven
+import { crcHex } from '../crc32';
+
+export const FORMAT_VERSION = 1;
+/** Latest time a record may carry: 11 digits, year 5138. */
+export const MAX_TIME = 99_999_999_999;
+
+export interface RecState {
+  time: number;
+  session: boolean;
+}
+export interface ClientRecord extends RecState {
+  id: string;
+}
+
+export interface SnapshotHeader {
+  version: number;
+  gen: number;
+  records: number;
+  v40: number;
+  times: number;
+}
+export interface JournalHeader {
+  version: number;
+  gen: number;
+}
+export type JournalOp = 'set' | 'del' | 'lost';
+export interface JournalEntry {
+  gen: number;
+  seq: number;
+  op: JournalOp;
+  id: string;
+  /** New state for `set`; null for `del` and `lost`. */
+  state: RecState | null;
+  /** State the writer saw before this entry (null: absent). */
+  prev: RecState | null;
+}
+
+function seal(body: string): string {
+  return `${body} ${crcHex(body)}\n`;
+}
+
+/** The body of a sealed line (without CRC and newline), or null if the CRC fails. */
+export function unseal(line: string): string | null {
+  const sp = line.length - 9;
+  if (sp < 0 || line.charCodeAt(sp) !== 32) return null;
+  const crc = line.slice(sp + 1);
+  if (!/^[0-9a-f]{8}$/.test(crc)) return null;
+  return crcHex(line, 0, sp) === crc ? line.slice(0, sp) : null;
+}
+
+const idField = (id: string): string => (id === '' ? '-' : id);
+const pad = (n: number, w: number): string => String(n).padStart(w, '0');
+
+function parseId(f: string): string | null {
+  if (f === '-') return '';
+  return /^(?:[0-9a-f]{2}){1,1024}$/.test(f) ? f : null;
+}
+function parseCount(f: string | undefined): number | null {
+  return f !== undefined && /^[0-9]{1,16}$/.test(f) ? Number(f) : null;
+}
+function parseTime(f: string | undefined): number | null {
+  const n = parseCount(f);
+  return n !== null && n <= MAX_TIME ? n : null;
+}
+function parseSession(f: string | undefined): boolean | null {
+  return f === '1' ? true : f === '0' ? false : null;
+}
+function parseKeyed(f: string | undefined, key: string): number | null {
+  return f !== undefined && f.startsWith(key + '=') ? parseCount(f.slice(key.length + 1)) : null;
+}
+
+// --- snapshot ---------------------------------------------------------------
+
+/** Fixed width, so a streaming writer can fill it in after the records. */
+export function encodeSnapshotHeader(h: Omit<SnapshotHeader, 'version'>): string {
+  return seal(
+    `#nfsdcltrack-snapshot v${FORMAT_VERSION} gen=${pad(h.gen, 16)} records=${pad(h.records, 10)} ` +
+      `v40=${pad(h.v40, 10)} times=${pad(h.times, 10)}`,
+  );
+}
+export const SNAPSHOT_HEADER_BYTES = encodeSnapshotHeader({ gen: 0, records: 0, v40: 0, times: 0 }).length;
+
+export function decodeSnapshotHeader(line: string): SnapshotHeader | null {
+  const body = unseal(line);
+  if (body === null) return null;
+  const f = body.split(' ');
+  if (f.length !== 6 || f[0] !== '#nfsdcltrack-snapshot' || f[1] !== `v${FORMAT_VERSION}`) return null;
+  const gen = parseKeyed(f[2], 'gen');
+  const records = parseKeyed(f[3], 'records');
+  const v40 = parseKeyed(f[4], 'v40');
+  const times = parseKeyed(f[5], 'times');
+  if (gen === null || records === null || v40 === null || times === null || v40 > records) return null;
+  return { version: FORMAT_VERSION, gen, records, v40, times };
+}
+
+export function encodeRecord(r: ClientRecord): string {
+  return seal(`${idField(r.id)} ${r.time} ${r.session ? 1 : 0}`);
+}
+
+export function decodeRecord(line: string): ClientRecord | null {
+  const body = unseal(line);
+  if (body === null) return null;
+  const f = body.split(' ');
+  if (f.length !== 3) return null;
+  const id = parseId(f[0]);
+  const time = parseTime(f[1]);
+  const session = parseSession(f[2]);
+  if (id === null || time === null || session === null) return null;
+  return { id, time, session };
+}
+
+/** The sort key of a record line (its first field), without decoding it. */
+export function recordKey(line: string): string {
+  const sp = line.indexOf(' ');
+  return sp < 0 ? line : line.slice(0, sp);
+}
+export const keyOf = idField;
+
+export const TIME_LINE_BYTES = 34;
+export function encodeTimeLine(time: number, count: number): string {
+  return seal(`~ ${pad(time, 11)} ${pad(count, 10)}`);
+}
+/** Decoders take a line without its newline. */
+export function decodeTimeLine(line: string): { time: number; count: number } | null {
+  if (line.length !== TIME_LINE_BYTES - 1) return null;
+  const body = unseal(line);
+  if (body === null) return null;
+  const f = body.split(' ');
+  const time = parseTime(f[1]);
+  const count = parseCount(f[2]);
+  return f.length === 3 && f[0] === '~' && time !== null && count !== null ? { time, count } : null;
+}
+
+// --- journal ----------------------------------------------------------------
+
+export function encodeJournalHeader(gen: number): string {
+  return seal(`#nfsdcltrack-journal v${FORMAT_VERSION} gen=${gen}`);
+}
+export function decodeJournalHeader(line: string): JournalHeader | null {
+  const body = unseal(line);
+  if (body === null) return null;
+  const f = body.split(' ');
+  const gen = parseKeyed(f[2], 'gen');
+  if (f.length !== 3 || f[0] !== '#nfsdcltrack-journal' || f[1] !== `v${FORMAT_VERSION}` || gen === null) return null;
+  return { version: FORMAT_VERSION, gen };
+}
+
+const stateFields = (s: RecState | null): string => (s ? `${s.time} ${s.session ? 1 : 0}` : '- -');
+
+export function encodeJournalEntry(e: JournalEntry): string {
+  const id = e.op === 'lost' ? '-' : idField(e.id);
+  return seal(`${e.gen} ${e.seq} ${e.op} ${id} ${stateFields(e.state)} ${stateFields(e.prev)}`);
+}
+
+function parseState(t: string | undefined, s: string | undefined): RecState | null | undefined {
+  if (t === '-' && s === '-') return null;
+  const time = parseTime(t);
+  const session = parseSession(s);
+  return time === null || session === null ? undefined : { time, session };
+}
+
+export function decodeJournalEntry(line: string): JournalEntry | null {
+  const body = unseal(line);
+  if (body === null) return null;
+  const f = body.split(' ');
+  if (f.length !== 8) return null;
+  const gen = parseCount(f[0]);
+  const seq = parseCount(f[1]);
+  const op = f[2];
+  const id = parseId(f[3]);
+  const state = parseState(f[4], f[5]);
+  const prev = parseState(f[6], f[7]);
+  if (gen === null || seq === null || id === null || state === undefined || prev === undefined) return null;
+  if (op === 'set' && state !== null) return { gen, seq, op, id, state, prev };
+  if (op === 'del' && state === null) return { gen, seq, op, id, state, prev };
+  if (op === 'lost' && state === null && prev === null && id === '') return { gen, seq, op, id, state, prev };
+  return null;
+}

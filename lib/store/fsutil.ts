@@ -1,0 +1,79 @@
+// Thin file-system helpers with the store's rules built in: no symlinks
+// followed inside the storage dir, 0600 files, and directories fsync'ed after
+// a name is created or replaced.
+import * as fs from 'fs';
+
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_APPEND, O_NOFOLLOW, O_DIRECTORY } = fs.constants;
+
+/** Open for reading without following a symlink; null when the file does not exist. */
+export function openRead(path: string): number | null {
+  try {
+    return fs.openSync(path, O_RDONLY | O_NOFOLLOW);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+export function openAppend(path: string): number {
+  return fs.openSync(path, O_WRONLY | O_APPEND | O_NOFOLLOW);
+}
+
+/** Create a new private file; an old one at that name (a crash's leftover) is replaced. */
+export function createPrivate(path: string): number {
+  try {
+    fs.unlinkSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  const fd = fs.openSync(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+  fs.fchmodSync(fd, 0o600);
+  return fd;
+}
+
+export function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, O_RDONLY | O_DIRECTORY);
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+export function readAt(fd: number, pos: number, len: number): string {
+  const buf = Buffer.allocUnsafe(len);
+  let got = 0;
+  while (got < len) {
+    const n = fs.readSync(fd, buf, got, len - got, pos + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return buf.toString('latin1', 0, got);
+}
+
+export function writeAll(fd: number, data: string, pos?: number): void {
+  const buf = Buffer.from(data, 'latin1');
+  let done = 0;
+  while (done < buf.length) {
+    done += fs.writeSync(fd, buf, done, buf.length - done, pos === undefined ? null : pos + done);
+  }
+}
+
+/**
+ * Replace a small file atomically (write-file-atomic: temporary file, fsync,
+ * rename), then fsync the directory, which write-file-atomic does not do.
+ * write-file-atomic writes through a symlink at the target, so a planted one
+ * is removed first: nothing outside the storage dir is ever written.
+ */
+export function replaceSmallFile(dir: string, path: string, data: string): void {
+  try {
+    if (fs.lstatSync(path).isSymbolicLink()) fs.unlinkSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  // Loaded lazily: only compaction and store creation need it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const writeFileAtomic = require('write-file-atomic') as typeof import('write-file-atomic');
+  writeFileAtomic.sync(path, data, { mode: 0o600, fsync: true });
+  fsyncDir(dir);
+}

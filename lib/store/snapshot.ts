@@ -1,0 +1,204 @@
+// The snapshot file: lookups by binary search over its sorted lines (a check
+// reads a few KiB whatever the store's size), the count of clients still to
+// reclaim from its time index, and a streaming reader and writer for compaction.
+import * as fs from 'fs';
+import {
+  decodeRecord,
+  decodeSnapshotHeader,
+  decodeTimeLine,
+  encodeRecord,
+  encodeSnapshotHeader,
+  encodeTimeLine,
+  keyOf,
+  recordKey,
+  SNAPSHOT_HEADER_BYTES,
+  TIME_LINE_BYTES,
+  type ClientRecord,
+  type RecState,
+  type SnapshotHeader,
+} from './format';
+import { createPrivate, openRead, readAt, writeAll } from './fsutil';
+
+/** Below this many bytes a search just reads the rest of the range. */
+const SCAN_BYTES = 16384;
+/** Longer than any valid line (2048 hex digits plus fields). */
+const PROBE_BYTES = 8192;
+const STREAM_CHUNK = 1 << 20;
+
+export class SnapshotReader {
+  readonly header: SnapshotHeader | null;
+  private readonly dataStart: number;
+  private readonly dataEnd: number;
+  /** Lines seen damaged by the last lookup or stream, for the log. */
+  damagedSeen = 0;
+
+  private constructor(readonly fd: number, readonly size: number) {
+    const head = readAt(fd, 0, Math.min(size, 4096));
+    const nl = head.indexOf('\n');
+    const header = nl < 0 ? null : decodeSnapshotHeader(head.slice(0, nl));
+    const dataStart = nl >= 0 && head.startsWith('#') ? nl + 1 : 0;
+    const dataEnd = header ? size - header.times * TIME_LINE_BYTES : size;
+    this.header = header && dataEnd >= dataStart ? header : null;
+    this.dataStart = dataStart;
+    this.dataEnd = this.header ? dataEnd : size;
+  }
+
+  /** Null when there is no snapshot file. */
+  static open(path: string): SnapshotReader | null {
+    const fd = openRead(path);
+    if (fd === null) return null;
+    return new SnapshotReader(fd, fs.fstatSync(fd).size);
+  }
+
+  close(): void {
+    fs.closeSync(this.fd);
+  }
+
+  /** The record for an id, or null when absent (or its line is damaged). */
+  lookup(id: string): RecState | null {
+    const key = keyOf(id);
+    let lo = this.dataStart;
+    let hi = this.dataEnd;
+    while (hi - lo > SCAN_BYTES) {
+      const mid = lo + Math.floor((hi - lo) / 2);
+      const probe = readAt(this.fd, mid, PROBE_BYTES);
+      const line = this.firstValidLine(probe, mid);
+      if (!line) return this.scan(this.dataStart, this.dataEnd, key);
+      if (line.key === key) return line.record;
+      if (line.key < key) lo = line.end;
+      else hi = line.start;
+    }
+    return this.scan(lo, hi, key);
+  }
+
+  private firstValidLine(probe: string, at: number): { key: string; record: RecState; start: number; end: number } | null {
+    let nl = probe.indexOf('\n');
+    while (nl >= 0) {
+      const next = probe.indexOf('\n', nl + 1);
+      if (next < 0) return null;
+      const text = probe.slice(nl + 1, next);
+      const rec = decodeRecord(text);
+      if (rec) return { key: keyOf(rec.id), record: rec, start: at + nl + 1, end: at + next + 1 };
+      this.damagedSeen++;
+      nl = next;
+    }
+    return null;
+  }
+
+  private scan(from: number, to: number, key: string): RecState | null {
+    const text = readAt(this.fd, from, to - from);
+    let pos = 0;
+    while (pos < text.length) {
+      let nl = text.indexOf('\n', pos);
+      if (nl < 0) nl = text.length;
+      const line = text.slice(pos, nl);
+      pos = nl + 1;
+      if (recordKey(line) !== key) continue;
+      const rec = decodeRecord(line);
+      if (rec) return rec;
+      this.damagedSeen++;
+    }
+    return null;
+  }
+
+  /**
+   * Records that must still reclaim after a boot at graceStart: every v4.0
+   * client plus the session clients older than it. Null when the header or
+   * time index cannot be trusted.
+   */
+  countReclaiming(graceStart: number): number | null {
+    const h = this.header;
+    if (!h) return null;
+    const sessions = h.records - h.v40;
+    if (h.times === 0) return sessions === 0 ? h.v40 : null;
+    const lineAt = (i: number) => decodeTimeLine(readAt(this.fd, this.dataEnd + i * TIME_LINE_BYTES, TIME_LINE_BYTES - 1));
+    const last = lineAt(h.times - 1);
+    if (!last || last.count !== sessions) return null;
+    // Last index whose time is below graceStart.
+    let lo = -1;
+    let hi = h.times;
+    let below = 0;
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      const t = mid === h.times - 1 ? last : lineAt(mid);
+      if (!t) return null;
+      if (t.time < graceStart) {
+        lo = mid;
+        below = t.count;
+      } else {
+        hi = mid;
+      }
+    }
+    return h.v40 + below;
+  }
+
+  /** Every record line in file order, damaged ones as null. */
+  *stream(): Generator<ClientRecord | null> {
+    let pos = this.dataStart;
+    let carry = '';
+    while (pos < this.dataEnd) {
+      const fresh = readAt(this.fd, pos, Math.min(STREAM_CHUNK, this.dataEnd - pos));
+      if (fresh.length === 0) break;
+      pos += fresh.length;
+      const chunk = carry + fresh;
+      let start = 0;
+      for (let nl = chunk.indexOf('\n'); nl >= 0; nl = chunk.indexOf('\n', start)) {
+        const rec = decodeRecord(chunk.slice(start, nl));
+        if (!rec) this.damagedSeen++;
+        yield rec;
+        start = nl + 1;
+      }
+      carry = chunk.slice(start);
+    }
+    if (carry.length > 0) {
+      this.damagedSeen++;
+      yield null;
+    }
+  }
+}
+
+export interface SnapshotStats {
+  records: number;
+  v40: number;
+  times: number;
+}
+
+/**
+ * Write records (already sorted by key) to a new private file at tmpPath,
+ * streaming, and fsync it. The header, whose counts are known only at the
+ * end, has a fixed width and is written last in place.
+ */
+export function writeSnapshotFile(tmpPath: string, gen: number, records: Iterable<ClientRecord>): SnapshotStats {
+  const fd = createPrivate(tmpPath);
+  try {
+    let buf = ' '.repeat(SNAPSHOT_HEADER_BYTES - 1) + '\n';
+    let pos = 0;
+    const flush = (): void => {
+      writeAll(fd, buf, pos);
+      pos += buf.length;
+      buf = '';
+    };
+    const times = new Map<number, number>();
+    let count = 0;
+    let v40 = 0;
+    for (const r of records) {
+      buf += encodeRecord(r);
+      count++;
+      if (r.session) times.set(r.time, (times.get(r.time) ?? 0) + 1);
+      else v40++;
+      if (buf.length >= STREAM_CHUNK) flush();
+    }
+    let cumulative = 0;
+    for (const t of [...times.keys()].sort((a, b) => a - b)) {
+      cumulative += times.get(t)!;
+      buf += encodeTimeLine(t, cumulative);
+      if (buf.length >= STREAM_CHUNK) flush();
+    }
+    flush();
+    writeAll(fd, encodeSnapshotHeader({ gen, records: count, v40, times: times.size }), 0);
+    fs.fsyncSync(fd);
+    return { records: count, v40, times: times.size };
+  } finally {
+    fs.closeSync(fd);
+  }
+}

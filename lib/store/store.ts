@@ -1,0 +1,477 @@
+// The client store: a sorted snapshot plus an append-only journal in one
+// directory. Reads take no lock and see a consistent pair of files; writes
+// take the lock, append one fsync'ed journal write, and fold the journal into
+// a new snapshot once it passes a size threshold (and at gracedone).
+import * as fs from 'fs';
+import * as path from 'path';
+import { crashPoint } from '../crashpoint';
+import { EREMOTEIO, ENOTDIR, ErrnoError, errnoOf } from '../errno';
+import {
+  encodeJournalEntry,
+  encodeJournalHeader,
+  encodeSnapshotHeader,
+  keyOf,
+  type ClientRecord,
+  type JournalEntry,
+  type RecState,
+} from './format';
+import { fsyncDir, openAppend, openRead, replaceSmallFile } from './fsutil';
+import { parseJournal, reclaimingDelta, resolveJournal, type JournalFacts, type ParsedJournal } from './journal';
+import { acquireLock, DEFAULT_LOCK, type LockOptions } from './lock';
+import { SnapshotReader, writeSnapshotFile } from './snapshot';
+
+export const SNAPSHOT_NAME = 'clients.snap';
+export const JOURNAL_NAME = 'clients.journal';
+export const SNAPSHOT_TMP_NAME = 'clients.snap.tmp';
+/** Journal size past which a writer folds it into a new snapshot. */
+export const DEFAULT_COMPACT_BYTES = 128 * 1024;
+
+export interface StoreLog {
+  warn(msg: string): void;
+  error(msg: string): void;
+  debug(msg: string | (() => string)): void;
+}
+
+export interface StoreOptions {
+  dir: string;
+  log?: StoreLog;
+  /** Seconds since the epoch; the clock records are stamped with. */
+  now?: () => number;
+  compactBytes?: number;
+  lock?: Partial<Omit<LockOptions, 'onCompromised'>>;
+}
+
+const quiet: StoreLog = { warn() {}, error() {}, debug() {} };
+const sameState = (a: RecState | null, b: RecState | null): boolean =>
+  a === b || (a !== null && b !== null && a.time === b.time && a.session === b.session);
+
+/**
+ * Make sure the storage directory exists, as nfsdcltrack does: one mkdir
+ * (mode 0700, no parents). Failures carry the errno the C program returns.
+ */
+export function ensureStorageDir(dir: string): void {
+  try {
+    if (!fs.statSync(dir).isDirectory()) throw new ErrnoError(ENOTDIR, `${dir} is not a directory`);
+    return;
+  } catch (e) {
+    if (e instanceof ErrnoError) throw e;
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new ErrnoError(errnoOf(e, EREMOTEIO), `cannot use ${dir}: ${(e as Error).message}`);
+  }
+  try {
+    fs.mkdirSync(dir, 0o700);
+    fs.chmodSync(dir, 0o700);
+    fsyncDir(path.dirname(path.resolve(dir)));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return ensureStorageDir(dir);
+    throw new ErrnoError(errnoOf(e, EREMOTEIO), `cannot create ${dir}: ${(e as Error).message}`);
+  }
+}
+
+interface JournalFile {
+  parsed: ParsedJournal;
+  size: number;
+}
+
+function readJournal(file: string): JournalFile | null {
+  const fd = openRead(file);
+  if (fd === null) return null;
+  try {
+    const size = fs.fstatSync(fd).size;
+    const buf = Buffer.allocUnsafe(size);
+    let got = 0;
+    while (got < size) {
+      const n = fs.readSync(fd, buf, got, size - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    return { parsed: parseJournal(buf.toString('latin1', 0, got)), size: got };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** A consistent, read-only view of the store's records. */
+export class StoreView {
+  constructor(
+    readonly snapshot: SnapshotReader | null,
+    readonly journal: JournalFile | null,
+    readonly facts: JournalFacts,
+  ) {}
+
+  get healthy(): boolean {
+    return this.facts.healthy;
+  }
+
+  get problems(): string[] {
+    return this.facts.problems;
+  }
+
+  get gen(): number {
+    return this.snapshot?.header?.gen ?? this.journal?.parsed.gen ?? 0;
+  }
+
+  /** The record a client may reclaim with; null when absent or unproven. */
+  get(id: string): RecState | null {
+    const o = this.facts.overlay.get(id);
+    if (o && o.index >= this.facts.proofFrom) return o.state;
+    if (!this.facts.healthy) return null;
+    if (o) return o.state;
+    return this.snapshot ? this.snapshot.lookup(id) : null;
+  }
+
+  /** How many clients must still reclaim after a boot at graceStart; null if unknown. */
+  countReclaiming(graceStart: number): number | null {
+    if (!this.facts.healthy) return null;
+    const base = this.snapshot ? this.snapshot.countReclaiming(graceStart) : 0;
+    return base === null ? null : base + reclaimingDelta(this.facts.current, graceStart);
+  }
+
+  close(): void {
+    this.snapshot?.close();
+  }
+}
+
+/** A view that also collects changes; the store appends them on commit. */
+export class Txn extends StoreView {
+  readonly pending: JournalEntry[] = [];
+  private readonly pendingState = new Map<string, RecState | null>();
+
+  constructor(view: StoreView, private readonly journalGen: number, private readonly nextSeq: number) {
+    super(view.snapshot, view.journal, view.facts);
+  }
+
+  override get(id: string): RecState | null {
+    return this.pendingState.has(id) ? this.pendingState.get(id)! : super.get(id);
+  }
+
+  override countReclaiming(graceStart: number): number | null {
+    const base = super.countReclaiming(graceStart);
+    return base === null ? null : base + reclaimingDelta(this.pending, graceStart);
+  }
+
+  /** Set (or with null, delete) a record; returns whether anything changed. */
+  put(id: string, state: RecState | null): boolean {
+    const prev = this.get(id);
+    if (sameState(prev, state)) return false;
+    if (this.facts.needsBarrier && this.pending.length === 0) this.push('lost', '', null, null);
+    this.push(state ? 'set' : 'del', id, state, prev);
+    this.pendingState.set(id, state);
+    return true;
+  }
+
+  private push(op: JournalEntry['op'], id: string, state: RecState | null, prev: RecState | null): void {
+    this.pending.push({ gen: this.journalGen, seq: this.nextSeq + this.pending.length, op, id, state, prev });
+  }
+}
+
+export class Store {
+  readonly dir: string;
+  readonly snapshotPath: string;
+  readonly journalPath: string;
+  private readonly log: StoreLog;
+  private readonly now: () => number;
+  private readonly compactBytes: number;
+  private readonly lockOpts: Omit<LockOptions, 'onCompromised'>;
+  private compromised = false;
+
+  constructor(opts: StoreOptions) {
+    this.dir = opts.dir;
+    this.snapshotPath = path.join(opts.dir, SNAPSHOT_NAME);
+    this.journalPath = path.join(opts.dir, JOURNAL_NAME);
+    this.log = opts.log ?? quiet;
+    this.now = opts.now ?? (() => Math.floor(Date.now() / 1000));
+    this.compactBytes = opts.compactBytes ?? DEFAULT_COMPACT_BYTES;
+    this.lockOpts = { ...DEFAULT_LOCK, ...opts.lock };
+  }
+
+  /** Current time for new records, in seconds. */
+  time(): number {
+    return this.now();
+  }
+
+  /**
+   * A consistent view without taking the lock. A compaction replaces the
+   * snapshot before the journal, so a journal newer than the snapshot we
+   * opened means one ran in between: read again.
+   */
+  read(): StoreView {
+    for (let attempt = 0; ; attempt++) {
+      const snapshot = SnapshotReader.open(this.snapshotPath);
+      const journal = readJournal(this.journalPath);
+      const snapGen = snapshot?.header?.gen ?? null;
+      const jgen = journal?.parsed.gen ?? null;
+      if (attempt < 5 && snapGen !== null && jgen !== null && jgen > snapGen) {
+        snapshot?.close();
+        continue;
+      }
+      const facts = resolveJournal(journal?.parsed ?? null, snapGen, snapshot === null);
+      const view = new StoreView(snapshot, journal, facts);
+      if (!facts.healthy) this.log.error(`store ${this.dir} is damaged (${facts.problems.join('; ')}): clients it cannot prove are refused; run 'nfsdcltrack verify --repair'`);
+      return view;
+    }
+  }
+
+  /** Create the store's files if there are none (init). */
+  async init(): Promise<boolean> {
+    if (fs.existsSync(this.snapshotPath) || fs.existsSync(this.journalPath)) return false;
+    return this.locked(async () => this.createFiles());
+  }
+
+  /**
+   * Run fn under the lock on a fresh view, then make its changes durable:
+   * one append, one fdatasync, before this resolves.
+   */
+  async mutate<T>(fn: (tx: Txn) => T | Promise<T>): Promise<T> {
+    return this.locked(async () => {
+      await this.createFiles();
+      let view = this.prepareForWrite();
+      try {
+        const jgen = view.journal?.parsed.gen ?? view.snapshot?.header?.gen ?? 0;
+        const tx = new Txn(view, jgen, (view.journal?.parsed.lastSeq ?? 0) + 1);
+        const result = await fn(tx);
+        if (tx.pending.length === 0) return result;
+        const size = await this.append(tx.pending);
+        if (size > this.compactBytes && view.healthy) {
+          view.close();
+          view = this.read();
+          await this.compactLocked(view).catch((e) => this.log.warn(`compaction failed, will retry later: ${(e as Error).message}`));
+        }
+        return result;
+      } finally {
+        view.close();
+      }
+    });
+  }
+
+  /**
+   * Delete every record older than threshold (gracedone). A healthy store is
+   * compacted at the same time; a damaged one gets journal deletions instead,
+   * so that nothing an administrator may still want to salvage is thrown away.
+   */
+  async gracedone(threshold: bigint): Promise<number> {
+    const limit = threshold > BigInt(Number.MAX_SAFE_INTEGER) ? Infinity : Number(threshold);
+    const old = (r: RecState) => r.time < limit;
+    return this.locked(async () => {
+      await this.createFiles();
+      const view = this.prepareForWrite();
+      try {
+        if (!view.healthy) {
+          const doomed = [...view.facts.overlay].filter(([id, o]) => o.state && old(o.state) && view.get(id));
+          if (doomed.length === 0) return 0;
+          const tx = new Txn(view, view.journal?.parsed.gen ?? 0, (view.journal?.parsed.lastSeq ?? 0) + 1);
+          for (const [id] of doomed) tx.put(id, null);
+          await this.append(tx.pending);
+          return doomed.length;
+        }
+        if (view.facts.current.length === 0 && !this.anyRecord(view, old)) return 0;
+        return await this.compactLocked(view, old);
+      } finally {
+        view.close();
+      }
+    });
+  }
+
+  /** Fold the journal into a new snapshot now. Returns false on a damaged store. */
+  async compact(): Promise<boolean> {
+    return this.locked(async () => {
+      await this.createFiles();
+      const view = this.prepareForWrite();
+      try {
+        if (!view.healthy) return false;
+        await this.compactLocked(view);
+        return true;
+      } finally {
+        view.close();
+      }
+    });
+  }
+
+  /**
+   * Replace every record at once, atomically (import, repair): `build` gets
+   * the current view and returns the new records, sorted by id.
+   */
+  async replaceAll(build: (view: StoreView) => Iterable<ClientRecord>): Promise<void> {
+    await this.locked(async () => {
+      await this.createFiles();
+      const view = this.prepareForWrite();
+      try {
+        await this.writeGeneration(view.gen + 1, build(view));
+      } finally {
+        view.close();
+      }
+    });
+  }
+
+  /** Every record of a healthy view, merged and sorted (for listing and compaction). */
+  *records(view: StoreView): Generator<ClientRecord> {
+    const overlay = [...view.facts.overlay.entries()]
+      .filter(([, o]) => o.index >= view.facts.proofFrom)
+      .map(([id, o]) => ({ key: keyOf(id), id, state: o.state }))
+      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    let i = 0;
+    let prevKey: string | null = null;
+    if (view.healthy && view.snapshot) {
+      for (const rec of view.snapshot.stream()) {
+        if (!rec) continue;
+        const key = keyOf(rec.id);
+        if (prevKey !== null && key <= prevKey) throw new Error(`snapshot is not sorted at ${key}`);
+        prevKey = key;
+        while (i < overlay.length && overlay[i].key < key) {
+          const o = overlay[i++];
+          if (o.state) yield { id: o.id, ...o.state };
+        }
+        if (i < overlay.length && overlay[i].key === key) {
+          const o = overlay[i++];
+          if (o.state) yield { id: o.id, ...o.state };
+        } else {
+          yield rec;
+        }
+      }
+    }
+    for (; i < overlay.length; i++) {
+      const o = overlay[i];
+      if (o.state) yield { id: o.id, ...o.state };
+    }
+  }
+
+  // --- internals -----------------------------------------------------------
+
+  private async locked<T>(fn: () => Promise<T>): Promise<T> {
+    this.compromised = false;
+    const release = await acquireLock(this.dir, {
+      ...this.lockOpts,
+      onCompromised: (err) => {
+        this.compromised = true;
+        this.log.error(`lock on ${this.dir} was lost: ${err.message}`);
+      },
+    });
+    try {
+      await crashPoint('lock-taken');
+      return await fn();
+    } finally {
+      await release().catch(() => undefined);
+      await crashPoint('lock-released');
+    }
+  }
+
+  /** A brand-new store gets an empty snapshot and journal, snapshot first. */
+  private async createFiles(): Promise<boolean> {
+    if (fs.existsSync(this.snapshotPath) || fs.existsSync(this.journalPath)) return false;
+    replaceSmallFile(this.dir, this.snapshotPath, encodeSnapshotHeader({ gen: 1, records: 0, v40: 0, times: 0 }));
+    replaceSmallFile(this.dir, this.journalPath, encodeJournalHeader(1));
+    await crashPoint('store-created');
+    return true;
+  }
+
+  /** Under the lock: read, cut a torn tail, and replace a stale or missing journal. */
+  private prepareForWrite(): StoreView {
+    const view = this.read();
+    const j = view.journal;
+    const snapGen = view.snapshot?.header?.gen ?? null;
+    if (view.facts.stale || (j === null && view.snapshot !== null)) {
+      view.close();
+      replaceSmallFile(this.dir, this.journalPath, encodeJournalHeader(snapGen ?? 0));
+      return this.read();
+    }
+    if (j && j.parsed.tornBytes > 0) {
+      this.log.warn(`journal ${this.journalPath}: cutting a torn last write of ${j.parsed.tornBytes} bytes`);
+      fs.truncateSync(this.journalPath, j.parsed.completeEnd);
+      const fd = fs.openSync(this.journalPath, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+      try {
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      void crashPoint('journal-repaired');
+      view.close();
+      return this.read();
+    }
+    return view;
+  }
+
+  /** Append entries in one write and make them durable; returns the journal's new size. */
+  private async append(entries: JournalEntry[]): Promise<number> {
+    const data = Buffer.from(entries.map(encodeJournalEntry).join(''), 'latin1');
+    const fd = openAppend(this.journalPath);
+    const before = fs.fstatSync(fd).size;
+    try {
+      try {
+        let done = 0;
+        while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done);
+      } catch (e) {
+        // A short write (ENOSPC) leaves a torn tail: cut it now rather than leave it to the next writer.
+        try {
+          fs.ftruncateSync(fd, before);
+          fs.fsyncSync(fd);
+        } catch {
+          /* the next writer repairs it */
+        }
+        throw new ErrnoError(EREMOTEIO, `cannot append to ${this.journalPath}: ${(e as Error).message}`);
+      }
+      await crashPoint('journal-written');
+      try {
+        fs.fdatasyncSync(fd);
+      } catch (e) {
+        throw new ErrnoError(EREMOTEIO, `cannot sync ${this.journalPath}: ${(e as Error).message}`);
+      }
+      await crashPoint('journal-fsynced');
+      // Our lock was taken over while we were stalled: the write may have gone
+      // to a journal another writer has already folded away. Don't acknowledge it.
+      if (this.compromised || fs.lstatSync(this.journalPath).ino !== fs.fstatSync(fd).ino) {
+        throw new ErrnoError(EREMOTEIO, `lost the lock on ${this.dir} while writing`);
+      }
+      return before + data.length;
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  private anyRecord(view: StoreView, match: (r: RecState) => boolean): boolean {
+    for (const r of this.records(view)) if (match(r)) return true;
+    return false;
+  }
+
+  /**
+   * Write a new snapshot (gen + 1) of every record `keep` does not drop, then
+   * start a fresh journal. A crash before the rename leaves the old pair; after
+   * it, the old journal's gen is older than the snapshot's, so it is ignored.
+   */
+  private async compactLocked(view: StoreView, drop?: (r: RecState) => boolean): Promise<number> {
+    let removed = 0;
+    const kept = (function* (all: Iterable<ClientRecord>) {
+      for (const r of all) {
+        if (drop && drop(r)) removed++;
+        else yield r;
+      }
+    })(this.records(view));
+    await this.writeGeneration(view.gen + 1, kept, () => (view.snapshot?.damagedSeen ?? 0) > 0);
+    this.log.debug(() => `compacted ${this.dir} to gen ${view.gen + 1}, ${removed} record(s) removed`);
+    return removed;
+  }
+
+  /** Write `records` as snapshot `gen`, rename it into place, and start journal `gen`. */
+  private async writeGeneration(gen: number, records: Iterable<ClientRecord>, keepOld = () => false): Promise<void> {
+    const tmp = path.join(this.dir, SNAPSHOT_TMP_NAME);
+    try {
+      writeSnapshotFile(tmp, gen, records);
+      await crashPoint('snapshot-temp-written');
+      if (keepOld() && fs.existsSync(this.snapshotPath)) this.keepDamaged();
+      fs.renameSync(tmp, this.snapshotPath);
+    } catch (e) {
+      fs.rmSync(tmp, { force: true });
+      throw new ErrnoError(EREMOTEIO, `cannot write a new snapshot: ${(e as Error).message}`);
+    }
+    await crashPoint('snapshot-renamed');
+    fsyncDir(this.dir);
+    await crashPoint('dir-fsynced');
+    replaceSmallFile(this.dir, this.journalPath, encodeJournalHeader(gen));
+    await crashPoint('journal-reset');
+  }
+
+  /** Keep a damaged snapshot for the administrator before replacing it. */
+  private keepDamaged(): void {
+    const aside = `${this.snapshotPath}.damaged-${Date.now()}`;
+    fs.linkSync(this.snapshotPath, aside);
+    this.log.error(`snapshot ${this.snapshotPath} had damaged lines; kept a copy as ${aside}`);
+  }
+}
