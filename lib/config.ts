@@ -1,0 +1,92 @@
+// What nfsdcltrack takes from nfs.conf. nfs-utils' nfsdcltrack.c
+// (read_nfsdcltrack_conf) does:
+//     conf_init_file(NFS_CONFFILE);
+//     xlog_set_debug("nfsdcltrack");
+//     val = conf_get_str("nfsdcltrack", "storagedir");
+// so only section [nfsdcltrack] counts: there is no [general] fallback.
+
+import { Env, loadNfsConf, NfsConf, Warn } from './nfsconf';
+
+export interface TrackConfig {
+  /** [nfsdcltrack] storagedir, when set (after "$NAME" expansion) */
+  storagedir?: string;
+  /** true when [nfsdcltrack] debug enables any facility */
+  debug: boolean;
+}
+
+export const DEFAULT_NFS_CONF = '/etc/nfs.conf';
+
+// xlog.c debugnames[] (nfs-utils >= 2.6.3): "0" changes nothing, "1" = all.
+export const D_GENERAL = 0x0001;
+export const D_CALL = 0x0002;
+export const D_AUTH = 0x0004;
+export const D_PARSE = 0x0010;
+export const D_ALL = 0x00ff;
+
+const FACILITIES: Record<string, number> = {
+  '0': 0,
+  general: D_GENERAL,
+  call: D_CALL,
+  auth: D_AUTH,
+  parse: D_PARSE,
+  all: D_ALL,
+  '1': D_ALL,
+};
+
+function isSpace(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+}
+
+/**
+ * xlog_set_debug(): the value is a comma-separated list (conf_get_list:
+ * white space around each item ignored, empty items skipped); each item is
+ * matched case-insensitively. Returns the facility mask; an unknown item is
+ * warned about and ignored.
+ */
+export function parseDebugFacilities(value: string | undefined, warn: Warn): number {
+  if (value === undefined) return 0;
+  let mask = 0;
+  let start = 0;
+  const n = value.length;
+  while (start <= n) {
+    let end = value.indexOf(',', start);
+    if (end < 0) end = n;
+    let a = start;
+    let b = end;
+    while (a < b && isSpace(value.charCodeAt(a))) a++;
+    while (b > a && isSpace(value.charCodeAt(b - 1))) b--;
+    if (b > a) {
+      const item = value.slice(a, b);
+      let lower = '';
+      for (let i = 0; i < item.length; i++) {
+        const c = item.charCodeAt(i);
+        lower += c >= 0x41 && c <= 0x5a ? String.fromCharCode(c + 32) : item[i];
+      }
+      const fac = Object.prototype.hasOwnProperty.call(FACILITIES, lower) ? FACILITIES[lower] : undefined;
+      if (fac === undefined) warn(`unknown debug facility '${item}'`);
+      else mask |= fac;
+    }
+    start = end + 1;
+  }
+  return mask;
+}
+
+/** The [nfsdcltrack] settings of an already loaded configuration. */
+export function trackConfigFrom(conf: NfsConf, warn: Warn): TrackConfig {
+  const mask = parseDebugFacilities(conf.get('nfsdcltrack', 'debug'), warn);
+  const storagedir = conf.get('nfsdcltrack', 'storagedir');
+  const cfg: TrackConfig = { debug: mask !== 0 };
+  if (storagedir !== undefined) cfg.storagedir = storagedir;
+  return cfg;
+}
+
+/**
+ * Read nfs.conf as nfsdcltrack does. The main file is
+ * env.NFSDCLTRACK_CONF_FILE when set and not empty (a test hook: the kernel
+ * never sets it), else /etc/nfs.conf. Never throws.
+ */
+export function loadTrackConfig(env: Env, warn: Warn): TrackConfig {
+  const override = env.NFSDCLTRACK_CONF_FILE;
+  const main = override !== undefined && override !== '' ? override : DEFAULT_NFS_CONF;
+  return trackConfigFrom(loadNfsConf(main, env, warn), warn);
+}
