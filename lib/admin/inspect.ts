@@ -1,0 +1,339 @@
+// `list` and `status`: read-only, lock-free (Store.read()), so they work
+// while the kernel's upcalls write.
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { FORMAT_VERSION, type ClientRecord } from '../store/format';
+import { DEFAULT_LOCK, LOCK_NAME } from '../store/lock';
+import { DEFAULT_COMPACT_BYTES, JOURNAL_NAME, SNAPSHOT_NAME, SNAPSHOT_TMP_NAME, Store, type StoreView } from '../store/store';
+import { LEGACY_DB_NAME } from './sqlite';
+import { analyzeStore, provenRecords } from './verify';
+import { age, bytes, isoTime, machineBootTime, printableId, table, versionOf } from './util';
+
+/** Every record the view proves, sorted; `unsorted` when the snapshot had to be re-sorted. */
+export function viewRecords(store: Store, view: StoreView): { records: ClientRecord[]; damagedLines: number; unsorted: boolean } {
+  try {
+    const records = [...store.records(view)];
+    return { records, damagedLines: view.snapshot?.damagedSeen ?? 0, unsorted: false };
+  } catch {
+    // records() refuses an unsorted snapshot: read it line by line instead.
+    const a = analyzeStore(store.dir);
+    return { records: provenRecords(view, a, false), damagedLines: a.snapshot?.damagedKeys.length ?? 0, unsorted: true };
+  }
+}
+
+export interface ListedClient {
+  id: string;
+  name: string | null;
+  time: string;
+  epoch: number;
+  version: '4.0' | '4.1+';
+}
+
+export const listed = (r: ClientRecord): ListedClient => ({
+  id: r.id,
+  name: printableId(r.id),
+  time: isoTime(r.time),
+  epoch: r.time,
+  version: versionOf(r.session),
+});
+
+export interface ListResult {
+  text: string;
+  warnings: string[];
+  ok: boolean;
+}
+
+export function list(store: Store, json: boolean): ListResult {
+  const view = store.read();
+  try {
+    const { records, damagedLines, unsorted } = viewRecords(store, view);
+    const warnings: string[] = [];
+    if (!view.healthy) warnings.push(`the store is damaged (${view.problems.join('; ')}): only the ${records.length} client(s) it can prove are listed, and only they may reclaim; run 'nfsdcltrack verify'`);
+    if (damagedLines > 0) warnings.push(`${damagedLines} damaged snapshot line(s): those clients are not listed and may not reclaim; run 'nfsdcltrack verify'`);
+    if (unsorted) warnings.push(`the snapshot is out of order: run 'nfsdcltrack verify'`);
+    const ok = view.healthy && damagedLines === 0 && !unsorted;
+    if (json) {
+      const doc = { storagedir: store.dir, healthy: ok, problems: warnings, count: records.length, clients: records.map(listed) };
+      return { text: JSON.stringify(doc, null, 2) + '\n', warnings: [], ok };
+    }
+    const rows: string[][] = [['ID', 'VERSION', 'TIME', 'CLIENT']];
+    for (const r of records) {
+      const c = listed(r);
+      rows.push([c.id === '' ? '(empty)' : c.id, c.version, c.time, c.name ?? '-']);
+    }
+    return { text: records.length > 0 ? table(rows) : '', warnings, ok };
+  } finally {
+    view.close();
+  }
+}
+
+// --- status -----------------------------------------------------------------
+
+export interface MountInfo {
+  mountPoint: string;
+  fsType: string;
+  source: string;
+  options: string;
+}
+
+const unescapeMount = (s: string): string => s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+
+/** The mount holding `p` (the nearest existing ancestor of it), from /proc/self/mountinfo. */
+export function mountOf(p: string, mountinfo = '/proc/self/mountinfo'): MountInfo | null {
+  let real = path.resolve(p);
+  for (;;) {
+    try {
+      real = fs.realpathSync(real);
+      break;
+    } catch {
+      const up = path.dirname(real);
+      if (up === real) return null;
+      real = up;
+    }
+  }
+  let text: string;
+  try {
+    text = fs.readFileSync(mountinfo, 'utf8');
+  } catch {
+    return null;
+  }
+  let best: MountInfo | null = null;
+  for (const line of text.split('\n')) {
+    const sep = line.indexOf(' - ');
+    if (sep < 0) continue;
+    const left = line.slice(0, sep).split(' ');
+    const right = line.slice(sep + 3).split(' ');
+    const mp = unescapeMount(left[4] ?? '');
+    if (!(mp === '/' || real === mp || real.startsWith(mp + '/'))) continue;
+    if (best && mp.length < best.mountPoint.length) continue;
+    best = { mountPoint: mp, fsType: right[0] ?? '?', source: unescapeMount(right[1] ?? '?'), options: left[5] ?? '' };
+  }
+  return best;
+}
+
+const VOLATILE = new Set(['tmpfs', 'ramfs', 'devtmpfs', 'hugetlbfs', 'proc', 'sysfs']);
+const NETWORK = new Set(['nfs', 'nfs4', 'cifs', 'smb3', '9p', 'ceph', 'glusterfs', 'fuse.sshfs', 'afs']);
+
+export function fsWarnings(m: MountInfo | null): string[] {
+  if (!m) return ['cannot tell which filesystem the storage dir is on (no /proc/self/mountinfo?)'];
+  const w: string[] = [];
+  if (VOLATILE.has(m.fsType) || /^\/dev\/zram/.test(m.source)) {
+    w.push(`the storage dir is on ${m.fsType} (${m.mountPoint}), which does not survive a reboot: the records exist for exactly that reboot, so clients will not be able to reclaim. Use a disk-backed directory`);
+  } else if (m.fsType === 'overlay') {
+    w.push(`the storage dir is on an overlay filesystem (${m.mountPoint}, a container?): the records survive a reboot only if its upper layer does`);
+  } else if (NETWORK.has(m.fsType) || m.fsType.startsWith('fuse')) {
+    w.push(`the storage dir is on ${m.fsType} (${m.mountPoint}), a network or user-space filesystem: keep the server's own client records on local storage`);
+  }
+  if (m.options.split(',').includes('ro')) w.push(`the storage dir's filesystem (${m.mountPoint}) is mounted read-only: create, remove and gracedone will fail`);
+  return w;
+}
+
+export interface LockState {
+  state: 'free' | 'held' | 'stale';
+  ageSeconds?: number;
+  host: string;
+  holders: { pid: number; command: string }[];
+}
+
+const WRITERS = new Set(['init', 'create', 'remove', 'check', 'gracedone', 'compact', 'import', 'verify']);
+
+/**
+ * Processes of this program that may hold the lock on `dir`. proper-lockfile's
+ * lock is a bare directory that names no owner, so the holder is searched for
+ * in /proc: a process running nfsdcltrack with a writing command whose storage
+ * dir (its -s, or else ours) is this one. Only this host's processes are seen.
+ */
+export function lockHolders(dir: string, defaultDir?: string): { pid: number; command: string }[] {
+  const target = path.resolve(dir);
+  // A process given no -s uses the default storage dir: it can only be ours if we are that one.
+  const isDefault = defaultDir !== undefined && path.resolve(defaultDir) === target;
+  const out: { pid: number; command: string }[] = [];
+  let pids: string[];
+  try {
+    pids = fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n) && Number(n) !== process.pid);
+  } catch {
+    return out;
+  }
+  for (const pid of pids) {
+    let argv: string[];
+    let cwd: string;
+    try {
+      argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
+      cwd = fs.readlinkSync(`/proc/${pid}/cwd`);
+    } catch {
+      continue;
+    }
+    const prog = argv.findIndex((a) => /(^|\/)(nfsdcltrack|cli\.js)$/.test(a));
+    if (prog < 0) continue;
+    const args = argv.slice(prog + 1);
+    let sdir: string | undefined;
+    let cmd: string | undefined;
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i];
+      if (a === '-s' || a === '--storagedir') sdir = args[++i];
+      else if (a.startsWith('--storagedir=')) sdir = a.slice(13);
+      else if (a.startsWith('-s') && a.length > 2) sdir = a.slice(2);
+      else if (!a.startsWith('-') && cmd === undefined) cmd = a;
+    }
+    if (cmd === undefined || !WRITERS.has(cmd)) continue;
+    if (sdir === undefined ? !isDefault : path.resolve(cwd, sdir) !== target) continue;
+    out.push({ pid: Number(pid), command: args.join(' ') });
+  }
+  return out;
+}
+
+export function lockState(dir: string, defaultDir?: string): LockState {
+  const host = os.hostname();
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(path.join(dir, LOCK_NAME));
+  } catch {
+    return { state: 'free', host, holders: [] };
+  }
+  const ageSeconds = (Date.now() - st.mtimeMs) / 1000;
+  const staleMs = Math.max(2000, DEFAULT_LOCK.staleMs);
+  if (ageSeconds * 1000 > staleMs) return { state: 'stale', ageSeconds, host, holders: [] };
+  return { state: 'held', ageSeconds, host, holders: lockHolders(dir, defaultDir) };
+}
+
+export interface StatusReport {
+  storagedir: string;
+  filesystem: { type: string; mountPoint: string; source: string } | null;
+  formatVersion: number;
+  healthy: boolean;
+  problems: string[];
+  clients: number;
+  v40: number;
+  v41: number;
+  bootTime: number | null;
+  bootTimeFrom: 'option' | 'machine' | null;
+  olderThanBoot: number | null;
+  reclaiming: number | null;
+  snapshot: { gen: number | null; records: number | null; bytes: number; ageSeconds: number } | null;
+  journal: { gen: number | null; entries: number; bytes: number; tornBytes: number; compactAtBytes: number } | null;
+  lock: LockState;
+  warnings: string[];
+}
+
+export function status(store: Store, env: Record<string, string | undefined>, bootTimeOpt: number | null, defaultDir?: string): StatusReport {
+  const dir = store.dir;
+  const warnings: string[] = [];
+  const mount = mountOf(dir);
+  warnings.push(...fsWarnings(mount));
+  const view = store.read();
+  try {
+    const { records, damagedLines, unsorted } = viewRecords(store, view);
+    const v40 = records.filter((r) => !r.session).length;
+    const bootTime = bootTimeOpt ?? machineBootTime();
+    const olderThanBoot = bootTime === null ? null : records.filter((r) => r.time < bootTime).length;
+    let reclaiming: number | null = null;
+    if (bootTime !== null) {
+      reclaiming = records.filter((r) => !r.session || r.time < bootTime).length;
+      const indexed = view.countReclaiming(bootTime);
+      if (view.healthy && damagedLines === 0 && indexed !== null && indexed !== reclaiming) {
+        warnings.push(`the snapshot's time index counts ${indexed} client(s) still to reclaim, the records ${reclaiming}: run 'nfsdcltrack verify'`);
+      }
+    }
+    if (!view.healthy) warnings.push(`the store is damaged (${view.problems.join('; ')}): clients it cannot prove are refused; run 'nfsdcltrack verify --repair'`);
+    if (damagedLines > 0) warnings.push(`${damagedLines} damaged snapshot line(s): those clients are refused; run 'nfsdcltrack verify --repair'`);
+    if (unsorted) warnings.push(`the snapshot is out of order: run 'nfsdcltrack verify --repair'`);
+    const snapStat = statOrNull(path.join(dir, SNAPSHOT_NAME));
+    const journalStat = statOrNull(path.join(dir, JOURNAL_NAME));
+    const compactAt = Number(env.NFSDCLTRACK_COMPACT_BYTES) > 0 ? Number(env.NFSDCLTRACK_COMPACT_BYTES) : DEFAULT_COMPACT_BYTES;
+    const j = view.journal;
+    if (j && j.size > compactAt) {
+      warnings.push(`the journal (${bytes(j.size)}) is past the compaction threshold (${bytes(compactAt)}): compaction is not happening${view.healthy ? '' : ' because the store is damaged'}; run 'nfsdcltrack compact'${view.healthy ? '' : " after 'nfsdcltrack verify --repair'"}`);
+    }
+    if (j && j.parsed.tornBytes > 0) warnings.push(`the journal ends in a torn write of ${j.parsed.tornBytes} bytes (a writer was killed); ignored, and cut by the next writer`);
+    warnings.push(...dirWarnings(dir));
+    const lock = lockState(dir, defaultDir);
+    if (lock.state === 'stale') warnings.push(`a stale lock (${age(lock.ageSeconds!)} old) is left by a writer that died; the next writer takes it over`);
+    return {
+      storagedir: dir,
+      filesystem: mount ? { type: mount.fsType, mountPoint: mount.mountPoint, source: mount.source } : null,
+      formatVersion: FORMAT_VERSION,
+      healthy: view.healthy && damagedLines === 0 && !unsorted,
+      problems: view.problems,
+      clients: records.length,
+      v40,
+      v41: records.length - v40,
+      bootTime,
+      bootTimeFrom: bootTimeOpt !== null ? 'option' : bootTime !== null ? 'machine' : null,
+      olderThanBoot,
+      reclaiming,
+      snapshot: snapStat
+        ? { gen: view.snapshot?.header?.gen ?? null, records: view.snapshot?.header?.records ?? null, bytes: snapStat.size, ageSeconds: (Date.now() - snapStat.mtimeMs) / 1000 }
+        : null,
+      journal: journalStat && j
+        ? { gen: j.parsed.gen, entries: j.parsed.entries.length, bytes: j.size, tornBytes: j.parsed.tornBytes, compactAtBytes: compactAt }
+        : null,
+      lock,
+      warnings,
+    };
+  } finally {
+    view.close();
+  }
+}
+
+function statOrNull(p: string): fs.Stats | null {
+  try {
+    return fs.lstatSync(p);
+  } catch {
+    return null;
+  }
+}
+
+/** Leftovers, stray copies and permissions worth an administrator's attention. */
+function dirWarnings(dir: string): string[] {
+  const w: string[] = [];
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(dir);
+    const st = fs.statSync(dir);
+    if (st.mode & 0o077) w.push(`the storage dir's mode is ${(st.mode & 0o777).toString(8)}, not 700: other users can read the client list`);
+  } catch (e) {
+    w.push(`cannot read the storage dir: ${(e as Error).message}`);
+  }
+  const temps = names.filter((n) => n === SNAPSHOT_TMP_NAME || /^clients\.(snap|journal)\.[0-9a-f]{6,}$/.test(n));
+  if (temps.length > 0) w.push(`leftover temporary file(s) of an interrupted write: ${temps.join(', ')} (harmless; replaced by the next compaction)`);
+  const damaged = names.filter((n) => n.includes('.damaged-'));
+  if (damaged.length > 0) w.push(`${damaged.length} damaged file(s) kept aside by a repair or compaction: ${damaged.join(', ')} (delete them once you no longer need them)`);
+  if (names.includes(LEGACY_DB_NAME)) {
+    w.push(`${LEGACY_DB_NAME} from nfs-utils is here: this program does not read it (see 'nfsdcltrack import'); switching back to the C program would use its possibly stale records (see 'nfsdcltrack export')`);
+  }
+  for (const n of [SNAPSHOT_NAME, JOURNAL_NAME]) {
+    const st = statOrNull(path.join(dir, n));
+    if (st && st.isSymbolicLink()) w.push(`${n} is a symbolic link: the store will not follow it`);
+    else if (st && st.mode & 0o077) w.push(`${n} has mode ${(st.mode & 0o777).toString(8)}, not 600`);
+  }
+  return w;
+}
+
+export function formatStatus(r: StatusReport): string {
+  const rows: string[][] = [];
+  const fsText = r.filesystem ? `${r.filesystem.type} on ${r.filesystem.source}, mounted at ${r.filesystem.mountPoint}` : 'unknown filesystem';
+  rows.push(['storage dir', `${r.storagedir} (${fsText})`]);
+  rows.push(['format', `v${r.formatVersion}`]);
+  rows.push(['store', r.healthy ? 'healthy' : `DAMAGED${r.problems.length ? ': ' + r.problems.join('; ') : ''}`]);
+  rows.push(['clients', `${r.clients} (v4.0: ${r.v40}, v4.1+: ${r.v41})`]);
+  if (r.bootTime !== null) {
+    rows.push(['boot time', `${isoTime(r.bootTime)} (${r.bootTime}${r.bootTimeFrom === 'machine' ? ', this machine\'s; --boot-time T for another' : ''})`]);
+    rows.push(['older than boot', String(r.olderThanBoot)]);
+    rows.push(['still to reclaim', `${r.reclaiming} (v4.0 clients, and v4.1+ clients older than the boot time; grace may end early at 0)`]);
+  }
+  rows.push(['snapshot', r.snapshot ? `gen ${r.snapshot.gen ?? '?'}, ${r.snapshot.records ?? '?'} record(s), ${bytes(r.snapshot.bytes)}, written ${age(r.snapshot.ageSeconds)} ago` : 'none']);
+  rows.push(['journal', r.journal ? `gen ${r.journal.gen ?? '?'}, ${r.journal.entries} entr${r.journal.entries === 1 ? 'y' : 'ies'}, ${bytes(r.journal.bytes)} (compacted past ${bytes(r.journal.compactAtBytes)})` : 'none']);
+  const l = r.lock;
+  let lockText: string = l.state;
+  if (l.state === 'held') {
+    const who = l.holders.length === 1 ? `by pid ${l.holders[0].pid} (${l.holders[0].command}) on ${l.host}` : l.holders.length > 1 ? `by one of pids ${l.holders.map((h) => h.pid).join(', ')} on ${l.host}` : `(holder not found among ${l.host}'s processes)`;
+    lockText = `held for ${age(l.ageSeconds!)} ${who}`;
+  } else if (l.state === 'stale') {
+    lockText = `stale (last refreshed ${age(l.ageSeconds!)} ago; its holder is gone)`;
+  }
+  rows.push(['lock', lockText]);
+  let out = table(rows.map(([k, v]) => [k + ':', v]), 40);
+  if (r.warnings.length > 0) out += '\nwarnings:\n' + r.warnings.map((w) => `  - ${w}\n`).join('');
+  return out;
+}
