@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import { KERNEL_COMMANDS, NEEDS_ARG, runKernelCommand, type KernelCommand } from './lib/commands';
 import { loadTrackConfig } from './lib/config';
 import { EINVAL, ENOSYS, statusFor } from './lib/errno';
-import { parseKernelArgs, USAGE } from './lib/getopt';
+import { firstOperand, parseKernelArgs, USAGE } from './lib/getopt';
 import { createLogger, type Logger } from './lib/log';
 
 export const DEFAULT_STORAGEDIR = '/var/lib/nfs/nfsdcltrack';
@@ -18,20 +18,9 @@ function writeFd(fd: number, text: string): void {
   }
 }
 
-/** The first operand, skipping options and the value of -s/--storagedir. */
-function commandName(argv: readonly string[]): string | undefined {
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--') return argv[i + 1];
-    if (a === '-s' || a === '--storagedir' || (a.startsWith('--st') && 'storagedir'.startsWith(a.slice(2)))) i++;
-    else if (!a.startsWith('-') || a === '-') return a;
-  }
-  return undefined;
-}
-
 async function main(argv: string[], log: Logger): Promise<number> {
   const env = process.env;
-  const name = commandName(argv);
+  const name = firstOperand(argv);
   if (name !== undefined && ADMIN_COMMANDS.has(name)) {
     // Rare, and heavy: loaded only when asked for.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -67,7 +56,7 @@ async function main(argv: string[], log: Logger): Promise<number> {
 
 /** Status for a failure nobody foresaw: the command's own "could not" status. */
 function unexpectedStatus(argv: readonly string[]): number {
-  const cmd = commandName(argv);
+  const cmd = firstOperand(argv);
   return cmd === 'check' ? 255 : cmd === 'init' ? 243 : cmd && ADMIN_COMMANDS.has(cmd) ? 2 : 135;
 }
 

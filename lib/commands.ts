@@ -1,7 +1,6 @@
 // The five commands the kernel sends (SPEC §3), returning the exit status the
 // C program would (SPEC §6).
 import * as fs from 'fs';
-import * as path from 'path';
 import { crashPoint } from './crashpoint';
 import { EACCES, EINVAL, EPERM, EREMOTEIO, ERANGE, ErrnoError, errnoOf, statusFor } from './errno';
 import { END_GRACE_FILE, liftGrace, parseGraceStart } from './grace';
@@ -104,21 +103,26 @@ async function check(ctx: CommandContext, id: string): Promise<number> {
       view.close();
     }
   } catch (e) {
-    return failure(ctx, `Unable to read the client store`, e, EPERM);
+    // As in C, a failed lookup falls through to the legacy transition.
+    ctx.log.error(`Unable to read the client store: ${(e as Error).message}`);
+    found = false;
   }
   if (found) {
     if (session) return 0;
-    // A v4.0 client's record gets a fresh time, so gracedone keeps it. The
-    // record itself is proven: if the store cannot be written, still allow.
+    // A v4.0 client's record gets a fresh time, so gracedone keeps it. As in
+    // C, a record whose time cannot be updated does not let the client in
+    // (gracedone would drop it, and the next reboot would refuse the client):
+    // only the legacy transition can still allow it.
     try {
-      await store.mutate((tx) => {
+      const updated = await store.mutate((tx) => {
         const rec = tx.get(id);
         if (rec) tx.put(id, { time: store.time(), session: rec.session });
+        return rec !== null;
       });
+      if (updated) return 0;
     } catch (e) {
-      ctx.log.warn(`client allowed to reclaim, but its record's time could not be updated: ${(e as Error).message}`);
+      ctx.log.error(`Unable to update the time of the client record: ${(e as Error).message}`);
     }
-    return 0;
   }
   return checkLegacy(ctx, store, id, session);
 }
@@ -176,6 +180,9 @@ async function gracedone(ctx: CommandContext, arg: string): Promise<number> {
   return status;
 }
 
+/** Longest "<topdir>/<name>" the C program handles (its 1024-byte buffer, NUL included). */
+const LEGACY_PATH_MAX = 1023;
+
 function legacyGracedone(ctx: CommandContext): void {
   const topdir = ctx.env.NFSDCLTRACK_LEGACY_TOPDIR;
   if (topdir === undefined) return;
@@ -186,10 +193,16 @@ function legacyGracedone(ctx: CommandContext): void {
     return;
   }
   for (const name of names) {
+    // Joined as C does ("%s/%s"), not normalised: rmdir sees the same path.
+    const entry = `${topdir}/${name}`;
+    if (Buffer.byteLength(entry) > LEGACY_PATH_MAX) {
+      ctx.log.warn(`legacy_gracedone: unable to build filename for ${name}!`);
+      continue;
+    }
     try {
-      fs.rmdirSync(path.join(topdir, name));
+      fs.rmdirSync(entry);
     } catch (e) {
-      ctx.log.warn(`Failed to rmdir ${path.join(topdir, name)}: ${(e as Error).message}`);
+      ctx.log.warn(`legacy_gracedone: unable to rmdir ${entry}: ${(e as Error).message}`);
     }
   }
 }
@@ -203,6 +216,7 @@ export async function runKernelCommand(cmd: KernelCommand, arg: string | undefin
     return failure(ctx, 'Unable to open the client store', e, e instanceof ErrnoError ? e.errno : EREMOTEIO);
   }
   if (cmd === 'gracedone') return gracedone(ctx, arg!);
+  ctx.log.debug(() => `cltrack_${cmd}: ${cmd} client record`);
   const hex = parseHexId(arg!);
   if (!hex.ok) {
     ctx.log.error(`${cmd}: invalid client id (${hex.errno === EINVAL ? 'not an even number of hex digits' : 'longer than 1024 bytes'})`);

@@ -91,6 +91,40 @@ export function parseKernelArgs(argv: readonly string[], prog = 'nfsdcltrack'): 
   return out;
 }
 
+/**
+ * The command getopt_long would leave at argv[optind], found without
+ * validating the options (the admin commands have options of their own):
+ * permuted operands, "--", the value of -s (attached, clustered as in -fs DIR,
+ * or the next argument) and of --storagedir or any abbreviation of it (--s,
+ * --stor, with or without "="). Unknown options are skipped.
+ */
+export function firstOperand(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') return argv[i + 1];
+    if (a.startsWith('--')) {
+      const eq = a.indexOf('=');
+      const name = a.slice(2, eq < 0 ? undefined : eq);
+      if (eq < 0 && name.length > 0 && 'storagedir'.startsWith(name)) i++;
+      continue;
+    }
+    if (a.length > 1 && a[0] === '-') {
+      // In a cluster, -s takes the rest of the argument, or the next one;
+      // getopt goes on past an unknown letter.
+      for (let j = 1; j < a.length; j++) {
+        const c = a[j];
+        if (c === 's') {
+          if (j === a.length - 1) i++;
+          break;
+        }
+      }
+      continue;
+    }
+    return a;
+  }
+  return undefined;
+}
+
 export const USAGE = `Usage: nfsdcltrack [ -hfd ] [ -s dir ] < cmd > < arg >
 Where < cmd > is one of the following and takes the following < arg >:
     init

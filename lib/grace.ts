@@ -5,11 +5,17 @@ import { strtol } from './strtol';
 
 export const END_GRACE_FILE = '/proc/fs/nfsd/v4_end_grace';
 
-/** The server's boot time, or null when absent or unparseable ("don't know"). */
+const LONG_MAX = (1n << 63n) - 1n;
+
+/**
+ * The server's boot time, or null when absent or unparseable ("don't know").
+ * Like the C program, trailing garbage is ignored, and LONG_MAX (what strtol
+ * returns on overflow, and the C program's own "unknown") means unknown too.
+ */
 export function parseGraceStart(value: string | undefined): number | null {
   if (value === undefined) return null;
   const r = strtol(value);
-  return r.converted && !r.range ? Number(r.value) : null;
+  return r.converted && !r.range && r.value !== LONG_MAX ? Number(r.value) : null;
 }
 
 /** Tell the kernel it may lift grace. A missing file is silent; other failures warn. */

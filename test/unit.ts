@@ -1,0 +1,387 @@
+// Unit and property tests for the pure parts of the program: hex ids
+// (lib/hex.ts), strtol (lib/strtol.ts), getopt_long (lib/getopt.ts), the
+// GRACE_START reader (lib/grace.ts) and the store's line codecs
+// (lib/store/format.ts).
+//
+// strtol and getopt are compared with the real thing: two tiny C programs
+// (fixtures/cli/*.c) compiled with gcc against this machine's glibc, fed
+// thousands of random inputs in one batch each.
+import t from 'tap';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { spawnSync } from 'child_process';
+import { isDeepStrictEqual } from 'util';
+import fc from 'fast-check';
+import { parseHexId, isCanonicalId, MAX_ID_BYTES } from '../lib/hex';
+import { strtol } from '../lib/strtol';
+import { parseKernelArgs, firstOperand } from '../lib/getopt';
+import { parseGraceStart } from '../lib/grace';
+import { EINVAL, ENOBUFS, statusFor } from '../lib/errno';
+import { crcHex } from '../lib/crc32';
+import {
+  decodeJournalEntry,
+  decodeJournalHeader,
+  decodeRecord,
+  decodeSnapshotHeader,
+  decodeTimeLine,
+  encodeJournalEntry,
+  encodeJournalHeader,
+  encodeRecord,
+  encodeSnapshotHeader,
+  encodeTimeLine,
+  keyOf,
+  MAX_TIME,
+  recordKey,
+  SNAPSHOT_HEADER_BYTES,
+  TIME_LINE_BYTES,
+  unseal,
+  type JournalEntry,
+  type RecState,
+} from '../lib/store/format';
+
+const FIX = path.resolve(__dirname, '..', 'fixtures', 'cli');
+const SEED = Number(process.env.NFSDCLTRACK_TEST_SEED ?? 20261124);
+const RUNS = Number(process.env.NFSDCLTRACK_TEST_RUNS ?? 4000);
+
+// --- C helpers ----------------------------------------------------------------
+
+let workdir: string | null = null;
+function compile(name: string): string | null {
+  workdir ??= fs.mkdtempSync(path.join(os.tmpdir(), 'nfsdcltrack-unit-'));
+  const out = path.join(workdir, name);
+  // gnu11: plain strtol, not glibc 2.38's C23 variant that also accepts 0b.
+  const r = spawnSync('gcc', ['-std=gnu11', '-O1', '-o', out, path.join(FIX, `${name}.c`)], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) return null;
+  return out;
+}
+t.teardown(() => {
+  if (workdir) fs.rmSync(workdir, { recursive: true, force: true });
+});
+
+function runBatch(bin: string, input: string): string[] {
+  const r = spawnSync(bin, [], { input, maxBuffer: 1 << 28 });
+  if (r.status !== 0) throw new Error(`${bin} failed: ${r.stderr}`);
+  const out = r.stdout.toString('latin1').split('\n');
+  out.pop();
+  return out;
+}
+
+// --- hex ----------------------------------------------------------------------
+
+/** An independent model of hex_str_to_bin's outcome (by its documented check order). */
+function hexModel(s: string): { ok: true; id: string } | { ok: false; errno: number } {
+  const bytes = Buffer.from(s, 'utf8');
+  // The first bad pair decides; a full buffer is checked before each pair.
+  for (let i = 0; i < bytes.length; i += 2) {
+    if (i / 2 >= MAX_ID_BYTES) return { ok: false, errno: ENOBUFS };
+    if (i + 1 >= bytes.length) return { ok: false, errno: EINVAL };
+    const pair = String.fromCharCode(bytes[i], bytes[i + 1]);
+    if (!/^[0-9a-fA-F]{2}$/.test(pair)) return { ok: false, errno: EINVAL };
+  }
+  return { ok: true, id: s.toLowerCase() };
+}
+
+t.test('hex ids', async (t) => {
+  t.same(parseHexId(''), { ok: true, id: '' }, 'the empty id is valid');
+  t.same(parseHexId('abCD09'), { ok: true, id: 'abcd09' }, 'case-insensitive, canonical lowercase');
+  t.same(parseHexId('ABCDEF'), parseHexId('abcdef'), 'ABCDEF and abcdef are the same client');
+  t.same(parseHexId('abc'), { ok: false, errno: EINVAL }, 'odd length');
+  t.same(parseHexId('a'), { ok: false, errno: EINVAL });
+  t.same(parseHexId('zz'), { ok: false, errno: EINVAL }, 'non-hex');
+  t.same(parseHexId('0g'), { ok: false, errno: EINVAL });
+  t.same(parseHexId(' 00'), { ok: false, errno: EINVAL }, 'no white space skipped');
+  t.same(parseHexId('00 '), { ok: false, errno: EINVAL });
+  t.same(parseHexId('0x00'), { ok: false, errno: EINVAL }, 'no 0x prefix');
+  t.same(parseHexId('é0'), { ok: false, errno: EINVAL }, 'non-ASCII');
+  const max = 'a1'.repeat(MAX_ID_BYTES);
+  t.same(parseHexId(max), { ok: true, id: max }, 'exactly 1024 bytes');
+  t.same(parseHexId(max.toUpperCase()), { ok: true, id: max });
+  t.same(parseHexId(max + '00'), { ok: false, errno: ENOBUFS }, '1025 bytes');
+  t.same(parseHexId(max + '0'), { ok: false, errno: ENOBUFS }, '2049 valid digits: ENOBUFS before the odd-length check');
+  t.same(parseHexId(max + 'zz'), { ok: false, errno: ENOBUFS }, 'garbage past 1024 bytes: ENOBUFS');
+  t.same(parseHexId(max.slice(0, -1) + 'z'), { ok: false, errno: EINVAL }, 'garbage in the last pair: EINVAL');
+  t.same(parseHexId(max.slice(0, -1)), { ok: false, errno: EINVAL }, '2047 digits: odd');
+  t.equal(statusFor(EINVAL), 234);
+  t.equal(statusFor(ENOBUFS), 151);
+
+  const hexChar = fc.constantFrom(...'0123456789abcdefABCDEF');
+  const anyChar = fc.constantFrom(...'0123456789abcdefABCDEFgxGX -+\u00e9\u0000z');
+  const lengths = fc.oneof(fc.integer({ min: 0, max: 12 }), fc.integer({ min: 2040, max: 2056 }));
+  const hexString = (chars: fc.Arbitrary<string>) =>
+    lengths.chain((n) => fc.array(chars, { minLength: n, maxLength: n }).map((a) => a.join('')));
+  await t.test('matches the model on random strings', async (t) => {
+    fc.assert(
+      fc.property(fc.oneof(hexString(hexChar), hexString(anyChar), fc.string({ maxLength: 20 })), (s) =>
+        isDeepStrictEqual(parseHexId(s), hexModel(s)),
+      ),
+      { seed: SEED, numRuns: 3000 },
+    );
+    t.pass('3000 random strings');
+  });
+  await t.test('valid ids: case-insensitive, canonical, bounded', async (t) => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: MAX_ID_BYTES }), fc.boolean(), (bytes, upper) => {
+        const hex = Buffer.from(bytes).toString('hex');
+        const r = parseHexId(upper ? hex.toUpperCase() : hex);
+        return r.ok && r.id === hex && isCanonicalId(r.id);
+      }),
+      { seed: SEED, numRuns: 500 },
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: MAX_ID_BYTES + 1, maxLength: MAX_ID_BYTES + 40 }), (bytes) => {
+        const r = parseHexId(Buffer.from(bytes).toString('hex'));
+        return !r.ok && r.errno === ENOBUFS;
+      }),
+      { seed: SEED, numRuns: 100 },
+    );
+    t.pass('properties hold');
+  });
+  t.notOk(isCanonicalId('ABCD'), 'uppercase is not canonical');
+  t.notOk(isCanonicalId('abc'));
+  t.notOk(isCanonicalId('a1'.repeat(MAX_ID_BYTES + 1)));
+  t.ok(isCanonicalId(''));
+});
+
+// --- strtol -------------------------------------------------------------------
+
+const STRTOL_EDGES = [
+  '', ' ', '0', '-0', '+0', '00', '0x', '0X', '0x1', '0XfF', '0xg', '-0x', '+0x10', ' \t\n\v\f\r42', '- 5', '+-5', '--5',
+  '08', '07', '0777', '0779', '1e3', '12abc', '  -12  ', '\u00a012', '9223372036854775807', '9223372036854775808',
+  '-9223372036854775808', '-9223372036854775809', '0x7fffffffffffffff', '0x8000000000000000', '-0x8000000000000000',
+  '-0x8000000000000001', '0777777777777777777777', '01000000000000000000000', '99999999999999999999x', '0x0x1', '0b101',
+  '1\u00e9', '0x\u00e9', '00x1', '0x' + '0'.repeat(40) + '1', '-' + '0'.repeat(30) + '9223372036854775808',
+];
+
+function randomStrtolInputs(n: number): string[] {
+  const alphabet = ' \t\n\v\f\r+-0000011789xXaAfFgGzZ._\u00e9';
+  const piece = fc.oneof(
+    { weight: 6, arbitrary: fc.constantFrom(...alphabet) },
+    { weight: 1, arbitrary: fc.constantFrom('0x', '0X', '-0x', ' ', '  ', '922337203685477580', '1844674407370955161', '7fffffffffffffff', '1777777777777777777777') },
+  );
+  const str = fc.array(piece, { maxLength: 14 }).map((a) => a.join(''));
+  return fc.sample(str, { seed: SEED, numRuns: n });
+}
+
+t.test('strtol matches glibc strtol(s, &end, 0)', async (t) => {
+  const bin = compile('strtol_ref');
+  const inputs = [...STRTOL_EDGES, ...randomStrtolInputs(RUNS * 2)];
+  if (!bin) {
+    t.skip('SKIP: gcc is not available: strtol not compared with glibc', () => {});
+  } else {
+    const out = runBatch(bin, inputs.map((s) => Buffer.from(s, 'utf8').toString('hex')).join('\n') + '\n');
+    t.equal(out.length, inputs.length, 'one answer per input');
+    const mismatches: string[] = [];
+    inputs.forEach((s, i) => {
+      const [v, end, range] = out[i].split(' ');
+      const r = strtol(s);
+      // end is a byte offset in C; everything before it is ASCII, so it is also ours.
+      const ours = `${r.value} ${r.converted ? r.end : 0} ${r.range ? 1 : 0}`;
+      if (ours !== `${v} ${end} ${range}`) mismatches.push(`${JSON.stringify(s)}: glibc ${out[i]}, ours ${ours}`);
+    });
+    t.same(mismatches.slice(0, 20), [], `${inputs.length} strings, no mismatch`);
+    const ranges = out.filter((l) => l.endsWith(' 1')).length;
+    const unconverted = out.filter((l) => l.startsWith('0 0 ')).length;
+    const trailing = inputs.filter((s, i) => Number(out[i].split(' ')[1]) < Buffer.byteLength(s) && !out[i].startsWith('0 0 ')).length;
+    t.ok(ranges > 50 && unconverted > 500 && trailing > 500, `inputs cover ERANGE (${ranges}), no digits (${unconverted}), trailing garbage (${trailing})`);
+  }
+  t.same(strtol('0x'), { value: 0n, end: 1, converted: true, range: false }, '"0x" converts the 0 only');
+  t.same(strtol('abc'), { value: 0n, end: 0, converted: false, range: false });
+  t.same(strtol('-9223372036854775809').range, true);
+});
+
+t.test('NFSDCLTRACK_GRACE_START', async (t) => {
+  t.equal(parseGraceStart(undefined), null, 'absent: unknown');
+  t.equal(parseGraceStart('abc'), null, 'unparseable: unknown (deliberately unlike C, which reads 0)');
+  t.equal(parseGraceStart(''), null, 'empty: unknown');
+  t.equal(parseGraceStart('1700000000'), 1700000000);
+  t.equal(parseGraceStart('0x10'), 16);
+  t.equal(parseGraceStart('010'), 8);
+  t.equal(parseGraceStart(' 12abc'), 12, 'trailing garbage ignored, as C does');
+  t.equal(parseGraceStart('-5'), -5);
+  t.equal(parseGraceStart('99999999999999999999'), null, 'ERANGE: unknown');
+  t.equal(parseGraceStart('9223372036854775807'), null, 'LONG_MAX is the C program\'s "unknown"');
+  t.equal(parseGraceStart('0x7fffffffffffffff'), null);
+  t.equal(parseGraceStart('9223372036854775806'), 9223372036854775806);
+});
+
+// --- getopt -------------------------------------------------------------------
+
+const ARG_TOKENS = [
+  '-d', '-f', '-h', '-s', '-sDIR', '-s=x', '-fds', '-dfs', '-df', '-fd', '-ds', '-hs', '-sh', '-dh', '-1', '-x', '-', '--', '---',
+  '--help', '--he', '--h', '--help=1', '--debug', '--deb', '--d', '--debug=', '--fore', '--f', '--foreground', '--foregroundx',
+  '--storagedir', '--stor', '--s', '--storagedir=X', '--stor=Y', '--s=', '--storagedir=', '--storagedir=a=b', '--x', '--=x',
+  '--stx', '--helpx', 'init', 'check', 'create', 'gracedone', 'list', 'abcd', '', 'DIR', 'x y', '-dsX', '-ffff', '-d1',
+];
+
+function randomArgvs(n: number): string[][] {
+  const token = fc.oneof(
+    { weight: 5, arbitrary: fc.constantFrom(...ARG_TOKENS) },
+    { weight: 1, arbitrary: fc.array(fc.constantFrom(...'-dfhs1x=ab '), { maxLength: 6 }).map((a) => a.join('')) },
+  );
+  return fc.sample(fc.array(token, { maxLength: 7 }), { seed: SEED, numRuns: n });
+}
+
+function oursNormalized(argv: string[]): string {
+  const a = parseKernelArgs(argv);
+  if (a.error || a.help) return 'USAGE';
+  return [`d=${+a.debug} f=${+a.foreground} s=${a.storagedir ?? '\x02'}`, ...a.operands].join('\x1f');
+}
+
+t.test('getopt matches GNU getopt_long("hdfs:", help/debug/foreground/storagedir=)', async (t) => {
+  const fixed: string[][] = [
+    [], ['init'], ['-d', 'init'], ['init', '-d'], ['-s', 'DIR', 'check', 'ab'], ['check', 'ab', '-s', 'DIR'], ['--storagedir=DIR', 'init'],
+    ['--storagedir', 'DIR', 'init'], ['--stor', 'DIR', 'init'], ['--s', 'D', 'init'], ['gracedone', '-1'], ['gracedone', '--', '-1'],
+    ['--', '-d'], ['-sDIR', 'init'], ['-fds', 'DIR', 'init'], ['-dfsDIR', 'x'], ['-s'], ['init', '-s'], ['--storagedir'], ['-h', 'init'],
+    ['init', '--help'], ['-x', 'init'], ['--bogus'], ['--help=x'], ['-', 'init'], ['-s', '--', 'init'], ['--storagedir', '-d', 'init'],
+    ['a', '--', 'b', '-d'], ['-d', '-d', '-s', 'a', '-s', 'b'], ['--=x'], ['--debug=1'], ['---'], ['-f', 'check', '-d', 'ab', 'extra'],
+  ];
+  const argvs = [...fixed, ...randomArgvs(RUNS)];
+  const bin = compile('getopt_ref');
+  if (!bin) {
+    t.skip('SKIP: gcc is not available: getopt not compared with glibc', () => {});
+    return;
+  }
+  const out = runBatch(bin, argvs.map((a) => [String(a.length), ...a].join('\x1f')).join('\n') + '\n');
+  t.equal(out.length, argvs.length, 'one answer per command line');
+  const mismatches: string[] = [];
+  argvs.forEach((argv, i) => {
+    const ours = oursNormalized(argv);
+    if (ours !== out[i]) mismatches.push(`${JSON.stringify(argv)}: glibc ${JSON.stringify(out[i])}, ours ${JSON.stringify(ours)}`);
+  });
+  t.same(mismatches.slice(0, 20), [], `${argvs.length} command lines, no mismatch`);
+  const usage = out.filter((l) => l === 'USAGE').length;
+  const withS = out.filter((l) => l !== 'USAGE' && !l.includes('s=\x02')).length;
+  t.ok(usage > argvs.length / 5 && argvs.length - usage > argvs.length / 5 && withS > 200, `both outcomes covered (${usage} usage, ${withS} with a storage dir)`);
+  // The command name the CLI dispatches on is getopt's first operand, whatever else is on the line.
+  const opMismatch: string[] = [];
+  argvs.forEach((argv, i) => {
+    if (out[i] === 'USAGE') return;
+    const first = out[i].split('\x1f')[1];
+    if (firstOperand(argv) !== first) opMismatch.push(`${JSON.stringify(argv)}: glibc ${first}, ours ${firstOperand(argv)}`);
+  });
+  t.same(opMismatch.slice(0, 20), [], 'firstOperand agrees with getopt on every valid command line');
+});
+
+t.test('getopt specifics', async (t) => {
+  t.same(parseKernelArgs(['-fds', 'DIR', 'init']), { help: false, debug: true, foreground: true, storagedir: 'DIR', operands: ['init'] });
+  t.same(parseKernelArgs(['init', '--storagedir=/x', 'extra']).operands, ['init', 'extra']);
+  t.ok(parseKernelArgs(['gracedone', '-1']).error, '-1 is an unknown option');
+  t.same(parseKernelArgs(['gracedone', '--', '-1']).operands, ['gracedone', '-1']);
+  t.ok(parseKernelArgs(['-h']).help);
+  t.equal(parseKernelArgs(['-s', 'list', 'check', 'ab']).operands[0], 'check');
+  t.equal(firstOperand(['-fs', 'list', 'check', 'ab']), 'check', 'the value of -s is not the command');
+  t.equal(firstOperand(['--s', 'list', 'check']), 'check', '--s abbreviates --storagedir');
+  t.equal(firstOperand(['--stor=list', 'check']), 'check');
+  t.equal(firstOperand(['verify', '--repair']), 'verify', 'unknown options are skipped');
+  t.equal(firstOperand(['--', '-d']), '-d');
+  t.equal(firstOperand(['-d']), undefined);
+});
+
+// --- store codecs -------------------------------------------------------------
+
+const idArb = fc.oneof(
+  { weight: 1, arbitrary: fc.constant('') },
+  { weight: 6, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 40 }).map((b) => Buffer.from(b).toString('hex')) },
+  { weight: 1, arbitrary: fc.uint8Array({ minLength: 1000, maxLength: MAX_ID_BYTES }).map((b) => Buffer.from(b).toString('hex')) },
+);
+const timeArb = fc.oneof(fc.constantFrom(0, 1, MAX_TIME, 1700000000), fc.integer({ min: 0, max: MAX_TIME }));
+const stateArb: fc.Arbitrary<RecState> = fc.record({ time: timeArb, session: fc.boolean() });
+const countArb = fc.oneof(fc.constantFrom(0, 1, Number.MAX_SAFE_INTEGER), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }));
+const entryArb: fc.Arbitrary<JournalEntry> = fc.oneof(
+  fc.record({ gen: countArb, seq: countArb, op: fc.constant('set' as const), id: idArb, state: stateArb, prev: fc.option(stateArb) }),
+  fc.record({ gen: countArb, seq: countArb, op: fc.constant('del' as const), id: idArb, state: fc.constant(null), prev: fc.option(stateArb) }),
+  fc.record({ gen: countArb, seq: countArb, op: fc.constant('lost' as const), id: fc.constant(''), state: fc.constant(null), prev: fc.constant(null) }),
+);
+
+/** Every line a codec writes, with the decoder that must read it back. */
+type Encoded = { line: string; decode: (l: string) => unknown; value: unknown };
+const encodedArb: fc.Arbitrary<Encoded> = fc.oneof(
+  fc.record({ id: idArb, time: timeArb, session: fc.boolean() }).map((r) => ({ line: encodeRecord(r), decode: decodeRecord, value: r })),
+  entryArb.map((e) => ({ line: encodeJournalEntry(e), decode: decodeJournalEntry, value: e })),
+  countArb.map((gen) => ({ line: encodeJournalHeader(gen), decode: decodeJournalHeader, value: { version: 1, gen } })),
+  fc
+    .record({ gen: countArb, records: fc.integer({ min: 0, max: 9_999_999_999 }), v40: fc.nat(), times: fc.integer({ min: 0, max: 9_999_999_999 }) })
+    .filter((h) => h.v40 <= h.records)
+    .map((h) => ({ line: encodeSnapshotHeader(h), decode: decodeSnapshotHeader, value: { version: 1, ...h } })),
+  fc
+    .record({ time: timeArb, count: fc.integer({ min: 0, max: 9_999_999_999 }) })
+    .map((x) => ({ line: encodeTimeLine(x.time, x.count), decode: decodeTimeLine, value: x })),
+);
+const strip = (line: string) => line.slice(0, -1);
+/** fast-check's records have no prototype: compare as plain data. */
+const plain = (x: unknown): unknown => JSON.parse(JSON.stringify(x));
+
+t.test('store codecs', async (t) => {
+  await t.test('round trips', async (t) => {
+    fc.assert(
+      fc.property(encodedArb, (e) => {
+        if (!e.line.endsWith('\n') || e.line.indexOf('\n') !== e.line.length - 1) return false;
+        if (!/^[\x20-\x7e]*\n$/.test(e.line)) return false; // printable ASCII: cat/grep/awk-friendly
+        return isDeepStrictEqual(plain(e.decode(strip(e.line))), plain(e.value));
+      }),
+      { seed: SEED, numRuns: 1500 },
+    );
+    t.pass('1500 lines read back');
+    t.equal(encodeSnapshotHeader({ gen: 5, records: 1, v40: 0, times: 1 }).length, SNAPSHOT_HEADER_BYTES, 'fixed-width snapshot header');
+    t.equal(encodeTimeLine(MAX_TIME, 9_999_999_999).length, TIME_LINE_BYTES, 'fixed-width time line');
+    t.equal(encodeTimeLine(0, 0).length, TIME_LINE_BYTES);
+  });
+
+  await t.test('any single-byte change to an encoded line is rejected', async (t) => {
+    fc.assert(
+      fc.property(encodedArb, fc.nat(), fc.integer({ min: 1, max: 255 }), (e, at, delta) => {
+        const body = strip(e.line);
+        const i = at % body.length;
+        const changed = body.slice(0, i) + String.fromCharCode((body.charCodeAt(i) + delta) & 0xff) + body.slice(i + 1);
+        return e.decode(changed) === null && unseal(changed) === null;
+      }),
+      { seed: SEED, numRuns: 3000 },
+    );
+    t.pass('3000 mutated lines rejected');
+  });
+
+  await t.test('a torn (truncated) or extended line is rejected', async (t) => {
+    fc.assert(
+      fc.property(encodedArb, fc.nat(), (e, at) => {
+        const body = strip(e.line);
+        const cut = body.slice(0, at % body.length);
+        return e.decode(cut) === null && e.decode(body + ' ') === null && e.decode(' ' + body) === null;
+      }),
+      { seed: SEED, numRuns: 1000 },
+    );
+    t.pass('truncations rejected');
+  });
+
+  await t.test('decoders reject well-sealed but malformed bodies', async (t) => {
+    // Seal an arbitrary body exactly as the codecs do: "<body> <crc>".
+    const sealed = (body: string) => `${body} ${crcHex(body)}`;
+    t.equal(decodeRecord(sealed('abc 5 1')), null, 'odd-length id');
+    t.equal(decodeRecord(sealed('ABCD 5 1')), null, 'uppercase id');
+    t.equal(decodeRecord(sealed('abcd 5 2')), null, 'has_session not 0/1');
+    t.equal(decodeRecord(sealed('abcd -5 1')), null, 'negative time');
+    t.equal(decodeRecord(sealed(`abcd ${MAX_TIME + 1} 1`)), null, 'time past MAX_TIME');
+    t.equal(decodeRecord(sealed('abcd 5 1 x')), null, 'extra field');
+    t.equal(decodeRecord(sealed('a1'.repeat(MAX_ID_BYTES + 1) + ' 5 1')), null, 'id over 1024 bytes');
+    t.same(decodeRecord(sealed('- 5 1')), { id: '', time: 5, session: true }, '"-" is the empty id');
+    t.equal(decodeJournalEntry(sealed('1 1 set ab - - - -')), null, 'set without a state');
+    t.equal(decodeJournalEntry(sealed('1 1 del ab 5 1 - -')), null, 'del with a state');
+    t.equal(decodeJournalEntry(sealed('1 1 lost ab - - - -')), null, 'lost with an id');
+    t.equal(decodeJournalEntry(sealed('1 1 put ab 5 1 - -')), null, 'unknown op');
+    t.equal(decodeJournalHeader(sealed('#nfsdcltrack-journal v2 gen=1')), null, 'unknown version');
+    t.equal(decodeSnapshotHeader(sealed('#nfsdcltrack-snapshot v1 gen=0000000000000001 records=0000000001 v40=0000000002 times=0000000000')), null, 'v40 > records');
+  });
+
+  await t.test('record lines sort like their keys (LC_ALL=C sort)', async (t) => {
+    fc.assert(
+      fc.property(fc.uniqueArray(idArb, { maxLength: 30 }), fc.array(stateArb, { minLength: 30, maxLength: 30 }), (ids, states) => {
+        const lines = ids.map((id, i) => encodeRecord({ id, ...states[i] }));
+        const byLine = [...lines].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+        const byKey = [...lines].sort((a, b) => (recordKey(a) < recordKey(b) ? -1 : recordKey(a) > recordKey(b) ? 1 : 0));
+        return byLine.every((l, i) => l === byKey[i]) && lines.every((l, i) => recordKey(l) === keyOf(ids[i]));
+      }),
+      { seed: SEED, numRuns: 300 },
+    );
+    t.pass('sorted');
+  });
+});
