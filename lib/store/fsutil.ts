@@ -15,6 +15,21 @@ export function openRead(path: string): number | null {
   }
 }
 
+/** Does a name exist (a dangling symlink counts)? */
+export function lexists(path: string): boolean {
+  try {
+    fs.lstatSync(path);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
+  }
+}
+
+export function openWrite(path: string): number {
+  return fs.openSync(path, O_WRONLY | O_NOFOLLOW);
+}
+
 export function openAppend(path: string): number {
   return fs.openSync(path, O_WRONLY | O_APPEND | O_NOFOLLOW);
 }

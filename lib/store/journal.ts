@@ -17,6 +17,8 @@ export interface ParsedJournal {
   completeEnd: number;
   /** Bytes of an unfinished last line (an append cut short): ignored, then truncated by a writer. */
   tornBytes: number;
+  /** The bytes after the last newline are not an append cut short but a damaged line: kept, as damage. */
+  damagedTail: boolean;
   /** The gen its lines belong to (header, else first entry), null when unknown. */
   gen: number | null;
   lastSeq: number;
@@ -54,7 +56,38 @@ export function parseJournal(text: string): ParsedJournal {
     lastSeq = e.seq;
     entries.push(e);
   }
-  return { header, entries, damage, completeEnd: pos, tornBytes: text.length - pos, gen, lastSeq };
+  const tail = text.slice(pos);
+  // An append cut short (a crash, a power cut) leaves a prefix of a valid
+  // line, perhaps followed by zeros. Anything else after the last newline is
+  // a damaged line that lost its newline: it may have been an acknowledged
+  // deletion, so it counts as damage, and a writer must keep it as such.
+  const damagedTail = tail.length > 0 && !isTornPrefix(tail);
+  if (damagedTail) damage.push(entries.length);
+  return { header, entries, damage, completeEnd: pos, tornBytes: tail.length, damagedTail, gen, lastSeq };
+}
+
+/** Field by field, the shape of a journal line (without its newline). */
+const FIELD_PREFIX: RegExp[] = [
+  /^[0-9]*$/, // gen
+  /^[0-9]*$/, // seq
+  /^(?:s|se|set|d|de|del|l|lo|los|lost)?$/,
+  /^(?:-|[0-9a-f]*)$/, // id
+  /^(?:-|[0-9]*)$/, // time
+  /^[01-]?$/,
+  /^(?:-|[0-9]*)$/, // prev time
+  /^[01-]?$/,
+  /^[0-9a-f]{0,8}$/, // crc
+];
+const FIELD_FULL: RegExp[] = [/^[0-9]+$/, /^[0-9]+$/, /^(?:set|del|lost)$/, /^(?:-|(?:[0-9a-f]{2})+)$/, /^(?:-|[0-9]+)$/, /^[01-]$/, /^(?:-|[0-9]+)$/, /^[01-]$/];
+
+/** Could `tail` be the start of an entry line whose write was cut short? */
+export function isTornPrefix(tail: string): boolean {
+  const t = tail.replace(/\0+$/, '');
+  if (t.includes('\0')) return false;
+  const f = t.split(' ');
+  if (f.length > FIELD_PREFIX.length) return false;
+  for (let i = 0; i < f.length - 1; i++) if (!FIELD_FULL[i].test(f[i])) return false;
+  return FIELD_PREFIX[f.length - 1].test(f[f.length - 1]);
 }
 
 export interface JournalFacts {
@@ -80,11 +113,17 @@ export interface JournalFacts {
  * Fail safe: wherever a lost line might have deleted a client, its record is
  * unproven until a later entry sets it again.
  */
-export function resolveJournal(journal: ParsedJournal | null, snapGen: number | null, snapshotMissing: boolean): JournalFacts {
+export function resolveJournal(
+  journal: ParsedJournal | null,
+  snapGen: number | null,
+  snapshotMissing: boolean,
+  /** The snapshot is a new store's first, empty one: a missing journal lost nothing. */
+  snapshotFresh = false,
+): JournalFacts {
   const problems: string[] = [];
   const notes: string[] = [];
   if (journal === null) {
-    if (snapshotMissing) {
+    if (snapshotMissing || snapshotFresh) {
       return { healthy: true, problems, proofFrom: 0, overlay: new Map(), current: [], stale: false, needsBarrier: false };
     }
     problems.push('journal file is missing');
@@ -98,7 +137,16 @@ export function resolveJournal(journal: ParsedJournal | null, snapGen: number | 
     problems.push('snapshot header is damaged');
     unknownBase = true;
   }
-  if (!journal.header) notes.push('journal header is damaged');
+  if (!journal.header) {
+    // Every entry carries its gen, and the seq check notices a lost first
+    // entry, so a damaged header alone costs nothing; but a journal with
+    // neither a header nor entries (empty, or cut inside its header) may have
+    // lost any number of deletions.
+    if (journal.entries.length === 0 && journal.damage.length === 0) {
+      problems.push('journal is empty or cut short inside its header');
+      if (!unknownBase) unknownBase = true;
+    } else notes.push('journal header is damaged');
+  }
   const jgen = journal.gen;
   if (snapGen !== null && jgen !== null && jgen < snapGen) {
     return { healthy: !unknownBase, problems: [...problems, ...notes], proofFrom: unknownBase ? Infinity : 0, overlay: new Map(), current: [], stale: true, needsBarrier: unknownBase };
@@ -108,18 +156,29 @@ export function resolveJournal(journal: ParsedJournal | null, snapGen: number | 
     unknownBase = true;
   }
   const current = journal.entries;
-  let proofFrom = unknownBase ? Infinity : 0;
-  if (journal.damage.length > 0) {
-    const last = journal.damage[journal.damage.length - 1];
-    problems.push(`journal has ${journal.damage.length} damaged or missing line(s)`);
-    proofFrom = Math.max(proofFrom === Infinity ? 0 : proofFrom, last);
-    if (unknownBase) proofFrom = Infinity;
-  }
+  // Entries from proofFrom on prove the state they set. Every cause of doubt
+  // pushes it later, never earlier: an unknown base (snapshot missing or its
+  // header damaged) makes everything before the last barrier unproven, a
+  // damaged or missing line everything before it.
+  let lastLost = -1;
   for (let i = current.length - 1; i >= 0; i--) {
     if (current[i].op === 'lost') {
-      proofFrom = Math.min(proofFrom, i + 1);
+      lastLost = i;
       break;
     }
+  }
+  let proofFrom = 0;
+  if (unknownBase) proofFrom = lastLost >= 0 ? lastLost + 1 : Infinity;
+  if (lastLost >= 0) {
+    // A barrier is itself a record of damage: what it follows stays unproven
+    // (until an administrator repairs the store), not only while the damaged
+    // lines are still around.
+    problems.push('journal records that earlier changes were lost');
+    proofFrom = Math.max(proofFrom, lastLost + 1);
+  }
+  if (journal.damage.length > 0) {
+    problems.push(`journal has ${journal.damage.length} damaged or missing line(s)`);
+    proofFrom = Math.max(proofFrom, journal.damage[journal.damage.length - 1]);
   }
   const overlay = new Map<string, { state: RecState | null; index: number }>();
   current.forEach((e, index) => {

@@ -3,10 +3,22 @@
 // waiter gives up after `waitMs`; a holder that died stops refreshing the
 // lock's mtime and loses it after `staleMs`; a live holder refreshes it every
 // `staleMs / 3`, so a slow writer is never robbed.
+//
+// Taking over a stale lock is done here, not by proper-lockfile: its
+// stat-then-rmdir lets two waiters that both saw the dead lock remove it in
+// turn, the second one removing the lock the first had just taken, so both
+// would write at once (found in review; the contention test in
+// test/faults-crash.ts sets up that race). Here a waiter first
+// claims the takeover of that particular lock instance (its inode and mtime)
+// with an exclusive mkdir, checks again that the same instance is still there
+// and still stale, and only then removes it; everyone then competes for the
+// lock with a plain mkdir again.
+import * as fs from 'fs';
 import * as path from 'path';
 import { EREMOTEIO, ErrnoError } from '../errno';
 
 export const LOCK_NAME = 'clients.lock';
+const TAKEOVER_PREFIX = `${LOCK_NAME}.takeover-`;
 
 export interface LockOptions {
   /** How long to wait for the lock before giving up. */
@@ -19,29 +31,119 @@ export interface LockOptions {
 
 export const DEFAULT_LOCK: Omit<LockOptions, 'onCompromised'> = { waitMs: 10_000, staleMs: 4_000 };
 
+/** A held lock. */
+export interface HeldLock {
+  release(): Promise<void>;
+  /** False once the lock directory we made is gone or replaced (one lstat). */
+  stillHeld(): boolean;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Take the lock; resolves to its release function. */
-export async function acquireLock(dir: string, opts: LockOptions): Promise<() => Promise<void>> {
+function lstatOrNull(p: string): fs.Stats | null {
+  try {
+    return fs.lstatSync(p);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+/** Remove a name; false when it could not be (gone already, or a non-empty directory). */
+function removeQuietly(p: string, isDir: boolean): boolean {
+  try {
+    if (isDir) fs.rmdirSync(p);
+    else fs.unlinkSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * If the lock at lockPath is stale, remove that very instance, safely against
+ * other waiters doing the same. Returns true when something was removed.
+ */
+function takeOverIfStale(dir: string, lockPath: string, staleMs: number): boolean {
+  const st = lstatOrNull(lockPath);
+  if (!st || Date.now() - st.mtimeMs <= staleMs) return false;
+  const guard = path.join(dir, `${TAKEOVER_PREFIX}${st.ino}-${Math.floor(st.mtimeMs)}`);
+  try {
+    fs.mkdirSync(guard, 0o700);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    // Another waiter is taking this instance over, or died doing it (a
+    // takeover lasts microseconds): clear a guard as old as a stale lock.
+    const g = lstatOrNull(guard);
+    if (g && Date.now() - g.mtimeMs > staleMs) removeQuietly(guard, true);
+    return false;
+  }
+  try {
+    const again = lstatOrNull(lockPath);
+    if (!again || again.ino !== st.ino || again.mtimeMs !== st.mtimeMs) return false;
+    // A symlink or file planted in place of the lock is removed, never
+    // followed; a directory with something in it is left alone (and the
+    // waiter times out) rather than emptied.
+    return removeQuietly(lockPath, again.isDirectory());
+  } finally {
+    removeQuietly(guard, true);
+  }
+}
+
+/** Remove takeover guards left by waiters killed mid-takeover (we hold the lock). */
+function sweepGuards(dir: string, staleMs: number): void {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    if (!n.startsWith(TAKEOVER_PREFIX)) continue;
+    const p = path.join(dir, n);
+    const g = lstatOrNull(p);
+    if (g && Date.now() - g.mtimeMs > staleMs) removeQuietly(p, g.isDirectory());
+  }
+}
+
+/** Take the lock; resolves to the held lock. */
+export async function acquireLock(dir: string, opts: LockOptions): Promise<HeldLock> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const lockfile = require('proper-lockfile') as typeof import('proper-lockfile');
+  const lockPath = path.join(dir, LOCK_NAME);
   const deadline = Date.now() + opts.waitMs;
   const staleMs = Math.max(2000, opts.staleMs);
   let pause = 1;
   for (;;) {
     try {
-      return await lockfile.lock(dir, {
-        lockfilePath: path.join(dir, LOCK_NAME),
+      const release = await lockfile.lock(dir, {
+        lockfilePath: lockPath,
         realpath: false,
         retries: 0,
-        stale: staleMs,
+        // proper-lockfile must never remove a lock itself (see above): its
+        // own staleness bound is put out of reach; ours is applied below.
+        stale: 1e12,
         update: Math.max(1000, Math.floor(staleMs / 3)),
         onCompromised: opts.onCompromised,
       });
+      const mine = fs.lstatSync(lockPath).ino;
+      if (Math.random() < 0.05) sweepGuards(dir, staleMs);
+      return {
+        release,
+        stillHeld: () => {
+          try {
+            const st = fs.lstatSync(lockPath);
+            return st.isDirectory() && st.ino === mine;
+          } catch {
+            return false;
+          }
+        },
+      };
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') throw e;
+      if (takeOverIfStale(dir, lockPath, staleMs)) continue;
       if (Date.now() >= deadline) {
-        throw new ErrnoError(EREMOTEIO, `timed out after ${opts.waitMs} ms waiting for ${path.join(dir, LOCK_NAME)}`);
+        throw new ErrnoError(EREMOTEIO, `timed out after ${opts.waitMs} ms waiting for ${lockPath}`);
       }
       await sleep(pause + Math.random() * pause);
       pause = Math.min(pause * 2, 50);

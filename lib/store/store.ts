@@ -4,7 +4,7 @@
 // a new snapshot once it passes a size threshold (and at gracedone).
 import * as fs from 'fs';
 import * as path from 'path';
-import { crashPoint } from '../crashpoint';
+import { crashArmed, crashPoint } from '../crashpoint';
 import { EREMOTEIO, ENOTDIR, ErrnoError, errnoOf } from '../errno';
 import {
   encodeJournalEntry,
@@ -15,9 +15,9 @@ import {
   type JournalEntry,
   type RecState,
 } from './format';
-import { fsyncDir, openAppend, openRead, replaceSmallFile } from './fsutil';
+import { fsyncDir, lexists, openAppend, openRead, openWrite, replaceSmallFile } from './fsutil';
 import { parseJournal, reclaimingDelta, resolveJournal, type JournalFacts, type ParsedJournal } from './journal';
-import { acquireLock, DEFAULT_LOCK, type LockOptions } from './lock';
+import { acquireLock, DEFAULT_LOCK, type HeldLock, type LockOptions } from './lock';
 import { SnapshotReader, writeSnapshotFile } from './snapshot';
 
 export const SNAPSHOT_NAME = 'clients.snap';
@@ -41,6 +41,8 @@ export interface StoreOptions {
   lock?: Partial<Omit<LockOptions, 'onCompromised'>>;
 }
 
+/** Stores whose damage this process has already reported: it is logged once. */
+const damageLogged = new Set<string>();
 const quiet: StoreLog = { warn() {}, error() {}, debug() {} };
 const sameState = (a: RecState | null, b: RecState | null): boolean =>
   a === b || (a !== null && b !== null && a.time === b.time && a.session === b.session);
@@ -173,6 +175,7 @@ export class Store {
   private readonly compactBytes: number;
   private readonly lockOpts: Omit<LockOptions, 'onCompromised'>;
   private compromised = false;
+  private held: HeldLock | null = null;
 
   constructor(opts: StoreOptions) {
     this.dir = opts.dir;
@@ -204,16 +207,21 @@ export class Store {
         snapshot?.close();
         continue;
       }
-      const facts = resolveJournal(journal?.parsed ?? null, snapGen, snapshot === null);
+      const h = snapshot?.header;
+      const fresh = !!h && h.gen === 1 && h.records === 0;
+      const facts = resolveJournal(journal?.parsed ?? null, snapGen, snapshot === null, fresh);
       const view = new StoreView(snapshot, journal, facts);
-      if (!facts.healthy) this.log.error(`store ${this.dir} is damaged (${facts.problems.join('; ')}): clients it cannot prove are refused; run 'nfsdcltrack verify --repair'`);
+      if (!facts.healthy && !damageLogged.has(this.dir)) {
+        damageLogged.add(this.dir);
+        this.log.error(`store ${this.dir} is damaged (${facts.problems.join('; ')}): clients it cannot prove are refused; run 'nfsdcltrack verify --repair'`);
+      }
       return view;
     }
   }
 
   /** Create the store's files if there are none (init). */
   async init(): Promise<boolean> {
-    if (fs.existsSync(this.snapshotPath) || fs.existsSync(this.journalPath)) return false;
+    if (lexists(this.snapshotPath) || lexists(this.journalPath)) return false;
     return this.locked(async () => this.createFiles());
   }
 
@@ -224,7 +232,7 @@ export class Store {
   async mutate<T>(fn: (tx: Txn) => T | Promise<T>): Promise<T> {
     return this.locked(async () => {
       await this.createFiles();
-      let view = this.prepareForWrite();
+      let view = await this.prepareForWrite();
       try {
         const jgen = view.journal?.parsed.gen ?? view.snapshot?.header?.gen ?? 0;
         const tx = new Txn(view, jgen, (view.journal?.parsed.lastSeq ?? 0) + 1);
@@ -253,7 +261,7 @@ export class Store {
     const old = (r: RecState) => r.time < limit;
     return this.locked(async () => {
       await this.createFiles();
-      const view = this.prepareForWrite();
+      const view = await this.prepareForWrite();
       try {
         if (!view.healthy) {
           const doomed = [...view.facts.overlay].filter(([id, o]) => o.state && old(o.state) && view.get(id));
@@ -275,7 +283,7 @@ export class Store {
   async compact(): Promise<boolean> {
     return this.locked(async () => {
       await this.createFiles();
-      const view = this.prepareForWrite();
+      const view = await this.prepareForWrite();
       try {
         if (!view.healthy) return false;
         await this.compactLocked(view);
@@ -293,7 +301,7 @@ export class Store {
   async replaceAll(build: (view: StoreView) => Iterable<ClientRecord>): Promise<void> {
     await this.locked(async () => {
       await this.createFiles();
-      const view = this.prepareForWrite();
+      const view = await this.prepareForWrite();
       try {
         await this.writeGeneration(view.gen + 1, build(view));
       } finally {
@@ -338,51 +346,78 @@ export class Store {
 
   private async locked<T>(fn: () => Promise<T>): Promise<T> {
     this.compromised = false;
-    const release = await acquireLock(this.dir, {
+    const held = await acquireLock(this.dir, {
       ...this.lockOpts,
       onCompromised: (err) => {
         this.compromised = true;
         this.log.error(`lock on ${this.dir} was lost: ${err.message}`);
       },
     });
+    this.held = held;
     try {
       await crashPoint('lock-taken');
       return await fn();
     } finally {
-      await release().catch(() => undefined);
+      this.held = null;
+      await held.release().catch(() => undefined);
       await crashPoint('lock-released');
     }
   }
 
   /** A brand-new store gets an empty snapshot and journal, snapshot first. */
   private async createFiles(): Promise<boolean> {
-    if (fs.existsSync(this.snapshotPath) || fs.existsSync(this.journalPath)) return false;
+    if (lexists(this.snapshotPath) || lexists(this.journalPath)) return false;
     replaceSmallFile(this.dir, this.snapshotPath, encodeSnapshotHeader({ gen: 1, records: 0, v40: 0, times: 0 }));
+    await crashPoint('store-snapshot-created');
     replaceSmallFile(this.dir, this.journalPath, encodeJournalHeader(1));
     await crashPoint('store-created');
     return true;
   }
 
   /** Under the lock: read, cut a torn tail, and replace a stale or missing journal. */
-  private prepareForWrite(): StoreView {
+  private async prepareForWrite(): Promise<StoreView> {
     const view = this.read();
     const j = view.journal;
     const snapGen = view.snapshot?.header?.gen ?? null;
     if (view.facts.stale || (j === null && view.snapshot !== null)) {
+      // A journal that is missing (rather than stale: folded into the
+      // snapshot) took unknown changes with it: start the new one with a
+      // barrier, so the snapshot's records stay unproven. A fresh store's
+      // empty first snapshot is the one case where nothing can be unproven.
+      const barrier = j === null && !view.facts.healthy;
+      const gen = snapGen ?? 0;
       view.close();
-      replaceSmallFile(this.dir, this.journalPath, encodeJournalHeader(snapGen ?? 0));
+      let text = encodeJournalHeader(gen);
+      if (barrier) text += encodeJournalEntry({ gen, seq: 1, op: 'lost', id: '', state: null, prev: null });
+      replaceSmallFile(this.dir, this.journalPath, text);
+      await crashPoint('journal-replaced');
       return this.read();
     }
-    if (j && j.parsed.tornBytes > 0) {
-      this.log.warn(`journal ${this.journalPath}: cutting a torn last write of ${j.parsed.tornBytes} bytes`);
-      fs.truncateSync(this.journalPath, j.parsed.completeEnd);
-      const fd = fs.openSync(this.journalPath, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    if (j && j.parsed.damagedTail) {
+      // Terminate the damaged line, so that it stays on record as damage
+      // and what we append next is a line of its own.
+      this.log.error(`journal ${this.journalPath}: its last line is damaged; keeping it, as damage`);
+      const fd = openAppend(this.journalPath);
       try {
+        fs.writeSync(fd, '\n');
         fs.fsyncSync(fd);
       } finally {
         fs.closeSync(fd);
       }
-      void crashPoint('journal-repaired');
+      await crashPoint('journal-repaired');
+      view.close();
+      return this.read();
+    }
+    if (j && j.parsed.tornBytes > 0) {
+      this.log.warn(`journal ${this.journalPath}: cutting a torn last write of ${j.parsed.tornBytes} bytes`);
+      const fd = openWrite(this.journalPath);
+      try {
+        fs.ftruncateSync(fd, j.parsed.completeEnd);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      await crashPoint('journal-repaired');
       view.close();
       return this.read();
     }
@@ -392,11 +427,21 @@ export class Store {
   /** Append entries in one write and make them durable; returns the journal's new size. */
   private async append(entries: JournalEntry[]): Promise<number> {
     const data = Buffer.from(entries.map(encodeJournalEntry).join(''), 'latin1');
+    // Our lock may have been taken over while we were stalled (the new holder
+    // saw it unrefreshed for staleMs): then don't write at all.
+    if (this.compromised || (this.held && !this.held.stillHeld())) {
+      throw new ErrnoError(EREMOTEIO, `lost the lock on ${this.dir} before writing`);
+    }
     const fd = openAppend(this.journalPath);
     const before = fs.fstatSync(fd).size;
     try {
       try {
         let done = 0;
+        if (crashArmed('journal-torn')) {
+          // Test hook: the append is cut short, as by a power cut mid-write.
+          fs.writeSync(fd, data, 0, Math.ceil(data.length / 2));
+          await crashPoint('journal-torn');
+        }
         while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done);
       } catch (e) {
         // A short write (ENOSPC) leaves a torn tail: cut it now rather than leave it to the next writer.
@@ -417,7 +462,7 @@ export class Store {
       await crashPoint('journal-fsynced');
       // Our lock was taken over while we were stalled: the write may have gone
       // to a journal another writer has already folded away. Don't acknowledge it.
-      if (this.compromised || fs.lstatSync(this.journalPath).ino !== fs.fstatSync(fd).ino) {
+      if (this.compromised || (this.held && !this.held.stillHeld()) || fs.lstatSync(this.journalPath).ino !== fs.fstatSync(fd).ino) {
         throw new ErrnoError(EREMOTEIO, `lost the lock on ${this.dir} while writing`);
       }
       return before + data.length;
@@ -452,6 +497,7 @@ export class Store {
   /** Write `records` as snapshot `gen`, rename it into place, and start journal `gen`. */
   private async writeGeneration(gen: number, records: Iterable<ClientRecord>, keepOld = () => false): Promise<void> {
     const tmp = path.join(this.dir, SNAPSHOT_TMP_NAME);
+    await crashPoint('compaction-started');
     try {
       writeSnapshotFile(tmp, gen, records);
       await crashPoint('snapshot-temp-written');
