@@ -51,7 +51,9 @@ async function main(argv: string[], log: Logger): Promise<number> {
     log.error(`Command ${cmd} requires an argument`);
     return statusFor(EINVAL);
   }
-  return runKernelCommand(command, arg, { storagedir, env, log });
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const importLegacy = (dir: string, l: Logger) => (require('./lib/admin') as typeof import('./lib/admin')).importIfLegacy(dir, l);
+  return runKernelCommand(command, arg, { storagedir, env, log, importLegacy });
 }
 
 /** Status for a failure nobody foresaw: the command's own "could not" status. */

@@ -6,6 +6,7 @@ import { EACCES, EINVAL, EPERM, EREMOTEIO, ERANGE, ErrnoError, errnoOf, statusFo
 import { END_GRACE_FILE, liftGrace, parseGraceStart } from './grace';
 import { parseHexId } from './hex';
 import type { Logger } from './log';
+import type { RecState } from './store/format';
 import { ensureStorageDir, Store } from './store/store';
 import { strtol } from './strtol';
 
@@ -13,6 +14,11 @@ export interface CommandContext {
   storagedir: string;
   env: Record<string, string | undefined>;
   log: Logger;
+  /**
+   * Imports an nfs-utils main.sqlite found in a fresh store (switching from
+   * the C program). A hook, so that SQLite stays out of the upcall's bundle.
+   */
+  importLegacy?: (dir: string, log: Logger) => Promise<unknown>;
 }
 
 export const KERNEL_COMMANDS = ['init', 'create', 'remove', 'check', 'gracedone'] as const;
@@ -52,6 +58,10 @@ async function init(ctx: CommandContext): Promise<number> {
     await store.init();
   } catch (e) {
     return failure(ctx, 'Failed to init database', e, EACCES);
+  }
+  if (ctx.importLegacy && fs.existsSync(`${ctx.storagedir}/main.sqlite`)) {
+    // Its clients are refused if this fails: the safe way to fail.
+    await ctx.importLegacy(ctx.storagedir, ctx.log).catch((e) => ctx.log.error((e as Error).message));
   }
   const graceStart = parseGraceStart(ctx.env.NFSDCLTRACK_GRACE_START);
   if (graceStart !== null) {
@@ -94,25 +104,23 @@ async function remove(ctx: CommandContext, id: string): Promise<number> {
 async function check(ctx: CommandContext, id: string): Promise<number> {
   const store = openStore(ctx);
   const session = hasSession(ctx.env);
-  let found: boolean;
+  let found: RecState | null;
   try {
     const view = store.read();
     try {
-      found = view.get(id) !== null;
+      found = view.get(id);
     } finally {
       view.close();
     }
   } catch (e) {
     // As in C, a failed lookup falls through to the legacy transition.
     ctx.log.error(`Unable to read the client store: ${(e as Error).message}`);
-    found = false;
+    found = null;
   }
   if (found) {
-    if (session) return 0;
-    // A v4.0 client's record gets a fresh time, so gracedone keeps it. As in
-    // C, a record whose time cannot be updated does not let the client in
-    // (gracedone would drop it, and the next reboot would refuse the client):
-    // only the legacy transition can still allow it.
+    // A v4.0 client's record gets a fresh time, so gracedone keeps it; one
+    // stamped this very second needs no write, and so no lock.
+    if (session || found.time === store.time()) return 0;
     try {
       const updated = await store.mutate((tx) => {
         const rec = tx.get(id);
@@ -121,7 +129,12 @@ async function check(ctx: CommandContext, id: string): Promise<number> {
       });
       if (updated) return 0;
     } catch (e) {
-      ctx.log.error(`Unable to update the time of the client record: ${(e as Error).message}`);
+      // The record is proven, so the client may reclaim (issue 3: checks of
+      // existing clients succeed on a full or read-only disk). Unlike C, we
+      // don't refuse it; without the new time, gracedone may drop the record,
+      // which can only cost the client a reclaim after a later reboot.
+      ctx.log.warn(`client allowed to reclaim, but its record's time could not be updated: ${(e as Error).message}`);
+      return 0;
     }
   }
   return checkLegacy(ctx, store, id, session);
