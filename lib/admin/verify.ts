@@ -19,6 +19,7 @@ import {
   type SnapshotHeader,
 } from '../store/format';
 import { JOURNAL_NAME, SNAPSHOT_NAME, Store, type StoreView } from '../store/store';
+import { isTornPrefix } from '../store/journal';
 import { fileStamp, sortRecords } from './util';
 
 export type Severity = 'error' | 'note';
@@ -263,7 +264,11 @@ function analyzeJournal(
     known.set(e.id, e.state);
   }
   res.headerOnly = res.entries.length === 0 && res.damagedLines === 0;
-  if (partial.length > 0) note(lines.length + 1, `torn last write (${partial.length} bytes): never acknowledged, ignored; the next writer cuts it`);
+  if (partial.length > 0 && isTornPrefix(partial)) {
+    note(lines.length + 1, `torn last write (${partial.length} bytes): never acknowledged, ignored; the next writer cuts it`);
+  } else if (partial.length > 0) {
+    err(lines.length + 1, `damaged last line without a newline (${partial.length} bytes): it may have been an acknowledged change`);
+  }
   return res;
 }
 
