@@ -1,0 +1,241 @@
+// scripts/install.sh: staged installs (DESTDIR) and installs under a
+// temporary PREFIX, checked file by file, then --uninstall, which must leave
+// the tree exactly as it was, putting back a program it replaced and the
+// kernel's cltrack_prog. Everything happens in temporary directories (the
+// module parameter is a plain file named by --sysfs-param), so root is not
+// needed and nothing on the machine is touched.
+import t from 'tap';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { spawnSync } from 'child_process';
+
+const ROOT = path.resolve(__dirname, '..');
+const SCRIPT = path.join(ROOT, 'scripts', 'install.sh');
+const DIST = path.join(ROOT, 'dist');
+const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'nfsdcltrack-install-'));
+t.teardown(() => fs.rmSync(TMP, { recursive: true, force: true }));
+let n = 0;
+const fresh = (name: string): string => {
+  const d = path.join(TMP, `${name}-${++n}`);
+  fs.mkdirSync(d, { recursive: true });
+  return d;
+};
+
+interface Run {
+  status: number | null;
+  out: string;
+}
+function install(args: string[], env: Record<string, string> = {}): Run {
+  const r = spawnSync('bash', [SCRIPT, ...args], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', TMPDIR: TMP, ...env },
+    timeout: 120_000,
+  });
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
+/** Run an installed program the way the kernel does: no PATH, no HOME, only NFSDCLTRACK_* variables. */
+function kernelRun(prog: string, args: string[], env: Record<string, string> = {}): number | null {
+  return spawnSync(prog, args, { env, encoding: 'utf8', timeout: 60_000 }).status;
+}
+/** Every path under dir with its type and mode (and a symlink's target), sorted. */
+function tree(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+      const p = path.join(d, e.name);
+      const st = fs.lstatSync(p);
+      const rel = path.relative(dir, p);
+      if (st.isSymbolicLink()) out.push(`${rel} -> ${fs.readlinkSync(p)}`);
+      else if (st.isDirectory()) {
+        out.push(`${rel}/ ${(st.mode & 0o7777).toString(8)}`);
+        walk(p);
+      } else out.push(`${rel} ${(st.mode & 0o7777).toString(8)} ${st.size}`);
+    }
+  };
+  walk(dir);
+  return out.sort();
+}
+const firstLine = (f: string): string => fs.readFileSync(f, 'utf8').split('\n')[0];
+const interpreter = (f: string): string => firstLine(f).replace(/^#!\s*/, '').split(/\s+/)[0];
+
+/**
+ * A fake checkout with a Bun-style build: the launcher names a runtime inside
+ * node_modules (here a shell script standing in for Bun, running Node), and
+ * the program answers like nfsdcltrack does to the installer's self-test
+ * (check of an unknown client: 255).
+ */
+function fakeCheckout(launcherBody?: string): string {
+  const repo = fresh('repo');
+  const rt = path.join(repo, 'node_modules', '@oven', 'bun-linux-x64', 'bin', 'bun');
+  fs.mkdirSync(path.dirname(rt), { recursive: true });
+  fs.writeFileSync(rt, `#!/bin/sh\n# stand-in runtime\nexec ${process.execPath} "$@"\n`, { mode: 0o755 });
+  fs.mkdirSync(path.join(repo, 'dist'));
+  fs.writeFileSync(
+    path.join(repo, 'dist', 'cli.bun.js'),
+    `const a = process.argv.slice(2).filter((x, i, all) => x !== '-s' && x !== '-f' && all[i - 1] !== '-s');\n` +
+      `require('fs').writeFileSync(process.env.FAKE_LOG || '/dev/null', a.join(' ') + '\\n', { flag: 'a' });\n` +
+      `process.exit(a[0] === 'check' && a[1] === '00' ? 255 : 0);\n`,
+  );
+  fs.writeFileSync(path.join(repo, 'dist', 'cli.bun.js.jsc'), 'bytecode');
+  fs.writeFileSync(path.join(repo, 'dist', 'cli.js'), '#!/usr/bin/node\n', { mode: 0o755 });
+  fs.writeFileSync(path.join(repo, 'dist', 'nfsdcltrack'), launcherBody ?? `#!${rt}\nrequire('./cli.bun.js');\n`, { mode: 0o755 });
+  fs.mkdirSync(path.join(repo, 'man'));
+  fs.writeFileSync(path.join(repo, 'man', 'nfsdcltrack.8'), '.TH NFSDCLTRACK 8\n');
+  return repo;
+}
+
+t.test('--help prints the usage; unknown options and relative paths are usage errors', async (t) => {
+  const h = install(['--help']);
+  t.equal(h.status, 0);
+  t.match(h.out, /--uninstall/);
+  t.match(h.out, /--kernel-persist/);
+  t.equal(install(['--bogus']).status, 1);
+  t.equal(install(['--prefix', 'relative/dir']).status, 1);
+});
+
+t.test('a missing build is reported, nothing is installed', async (t) => {
+  const repo = fresh('empty-repo');
+  const dest = fresh('dest');
+  const r = install(['--source', repo, '--destdir', dest]);
+  t.equal(r.status, 2);
+  t.match(r.out, /dist\/cli\.js is missing|dist\/nfsdcltrack.*missing/);
+  t.same(tree(dest), []);
+});
+
+t.test('DESTDIR install of a Bun-style build: the runtime is copied, no path into the checkout survives', async (t) => {
+  const repo = fakeCheckout();
+  const dest = fresh('dest');
+  const r = install(['--source', repo, '--destdir', dest, '--kernel-persist']);
+  t.equal(r.status, 0, r.out);
+  const lib = path.join(dest, 'usr/local/lib/nfsdcltrack-ts');
+  const target = path.join(dest, 'usr/local/sbin/nfsdcltrack');
+  t.ok(fs.statSync(target).mode & 0o111, 'the launcher is executable');
+  t.equal(interpreter(target), '/usr/local/lib/nfsdcltrack-ts/runtime/bun', 'names the copied runtime by its final absolute path');
+  const launcher = fs.readFileSync(target, 'utf8');
+  t.match(launcher, /require\('\/usr\/local\/lib\/nfsdcltrack-ts\/cli\.bun\.js'\)/, 'requires the program by absolute path');
+  t.notMatch(launcher, repo, 'no reference to the checkout');
+  t.match(launcher, /nfsdcltrack-ts launcher/);
+  t.ok(fs.statSync(path.join(lib, 'runtime/bun')).mode & 0o111, 'runtime copied and executable');
+  for (const f of ['cli.bun.js', 'cli.bun.js.jsc', 'cli.js', 'nfsdcltrack', 'install-manifest']) t.ok(fs.existsSync(path.join(lib, f)), `${f} in the lib dir`);
+  t.equal(fs.readFileSync(path.join(dest, 'usr/local/share/man/man8/nfsdcltrack.8'), 'utf8'), '.TH NFSDCLTRACK 8\n', 'man page');
+  const conf = fs.readFileSync(path.join(dest, 'etc/modprobe.d/nfsdcltrack-ts.conf'), 'utf8');
+  t.match(conf, /^options nfsd cltrack_prog=\/usr\/local\/sbin\/nfsdcltrack$/m, 'modprobe.d option');
+  const manifest = fs.readFileSync(path.join(lib, 'install-manifest'), 'utf8');
+  t.notMatch(manifest, dest, 'the manifest records final paths, not DESTDIR ones');
+
+  const u = install(['--destdir', dest, '--uninstall']);
+  t.equal(u.status, 0, u.out);
+  t.same(tree(dest), [], 'uninstall leaves the staging root as it was (empty)');
+});
+
+t.test('PREFIX install replacing a program, pointing a (fake) kernel at it; uninstall restores both', async (t) => {
+  const repo = fakeCheckout();
+  const root = fresh('root');
+  const prefix = path.join(root, 'usr');
+  const target = path.join(root, 'sbin', 'nfsdcltrack');
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  const original = '#!/bin/sh\n# the C nfsdcltrack stand-in\nexit 0\n';
+  fs.writeFileSync(target, original, { mode: 0o755 });
+  const sys = path.join(root, 'sys', 'module', 'nfsd', 'parameters');
+  fs.mkdirSync(sys, { recursive: true });
+  const param = path.join(sys, 'cltrack_prog');
+  fs.writeFileSync(param, '/sbin/nfsdcltrack');
+  const mpdir = path.join(root, 'etc', 'modprobe.d');
+  const before = tree(root);
+
+  const args = ['--source', repo, '--prefix', prefix, '--target', target, '--sysfs-param', param, '--modprobe-dir', mpdir];
+  const r = install([...args, '--kernel', '--kernel-persist']);
+  t.equal(r.status, 0, r.out);
+  t.match(r.out, /self-test passed/, 'the installed program ran with an empty environment');
+  t.equal(fs.readFileSync(`${target}.pre-nfsdcltrack-ts`, 'utf8'), original, 'the replaced program is kept beside it');
+  t.equal(fs.readFileSync(param, 'utf8'), target, 'cltrack_prog points at the new program');
+  t.match(fs.readFileSync(path.join(mpdir, 'nfsdcltrack-ts.conf'), 'utf8'), `options nfsd cltrack_prog=${target}`);
+
+  // the install stands alone: remove the checkout, run it as the kernel would
+  fs.rmSync(repo, { recursive: true, force: true });
+  const log = path.join(root, 'calls.log');
+  t.equal(kernelRun(target, ['create', '6869'], { NFSDCLTRACK_CLIENT_HAS_SESSION: 'Y', FAKE_LOG: log }), 0);
+  t.equal(kernelRun(target, ['check', '00'], { FAKE_LOG: log }), 255, 'exit status passed through');
+  t.equal(fs.readFileSync(log, 'utf8'), 'create 6869\ncheck 00\n', 'argv reaches the program');
+  fs.rmSync(log);
+
+  // a reinstall keeps the one original, not our own launcher
+  const again = install(['--source', fakeCheckout(), '--prefix', prefix, '--target', target, '--sysfs-param', param, '--kernel', '--no-selftest']);
+  t.equal(again.status, 0, again.out);
+  t.equal(fs.readFileSync(`${target}.pre-nfsdcltrack-ts`, 'utf8'), original, 'still the original after a reinstall');
+  t.notOk(fs.existsSync(path.join(mpdir, 'nfsdcltrack-ts.conf')), 'the reinstall without --kernel-persist dropped the modprobe.d file');
+
+  const u = install(['--prefix', prefix, '--sysfs-param', param, '--uninstall']);
+  t.equal(u.status, 0, u.out);
+  t.equal(fs.readFileSync(target, 'utf8'), original, 'the replaced program is back');
+  t.equal(fs.readFileSync(param, 'utf8'), '/sbin/nfsdcltrack', 'cltrack_prog is back');
+  t.same(tree(root), before, 'the tree is exactly as before the install');
+  t.equal(install(['--prefix', prefix, '--uninstall']).status, 2, 'a second uninstall has nothing to undo');
+});
+
+t.test('uninstall points a kernel that loaded the modprobe.d option back at the default', async (t) => {
+  const repo = fakeCheckout();
+  const root = fresh('root');
+  const param = path.join(root, 'cltrack_prog');
+  const prefix = path.join(root, 'usr');
+  const r = install(['--source', repo, '--prefix', prefix, '--modprobe-dir', path.join(root, 'modprobe.d'), '--kernel-persist', '--no-selftest']);
+  t.equal(r.status, 0, r.out);
+  // nfsd loaded later, with the option: the kernel now names our program
+  fs.writeFileSync(param, path.join(prefix, 'sbin', 'nfsdcltrack'));
+  const u = install(['--prefix', prefix, '--sysfs-param', param, '--uninstall']);
+  t.equal(u.status, 0, u.out);
+  t.equal(fs.readFileSync(param, 'utf8'), '/sbin/nfsdcltrack', 'never left pointing at a removed file');
+  t.notOk(fs.existsSync(path.join(root, 'modprobe.d', 'nfsdcltrack-ts.conf')));
+});
+
+t.test('--kernel: refused for a staging install, a warning when nfsd is not loaded', async (t) => {
+  const repo = fakeCheckout();
+  t.equal(install(['--source', repo, '--destdir', fresh('dest'), '--kernel']).status, 1);
+  const root = fresh('root');
+  const r = install(['--source', repo, '--prefix', path.join(root, 'usr'), '--sysfs-param', path.join(root, 'no', 'module', 'parameters', 'cltrack_prog'), '--kernel', '--no-selftest']);
+  t.equal(r.status, 0, r.out);
+  t.match(r.out, /not loaded/);
+});
+
+t.test('a launcher that finds its files relative to itself is refused, nothing is installed', async (t) => {
+  const repo = fakeCheckout('#!/bin/sh\nexec /usr/bin/node "$(dirname "$0")/cli.js" "$@"\n');
+  const dest = fresh('dest');
+  const r = install(['--source', repo, '--destdir', dest]);
+  t.equal(r.status, 2);
+  t.match(r.out, /relative to itself/);
+  t.same(tree(dest), []);
+});
+
+t.test('the real build: staged install, then a PREFIX install that answers like nfsdcltrack', { skip: !fs.existsSync(path.join(DIST, 'nfsdcltrack')) && 'dist/ is not built (npm ci builds it)' }, async (t) => {
+  const dest = fresh('dest');
+  const r = install(['--destdir', dest, '--kernel-persist']);
+  t.equal(r.status, 0, r.out);
+  const target = path.join(dest, 'usr/local/sbin/nfsdcltrack');
+  const rt = interpreter(target);
+  t.match(rt, /^\//, `the launcher names its runtime by absolute path (${rt})`);
+  if (rt.startsWith('/usr/local/lib/nfsdcltrack-ts/')) t.ok(fs.existsSync(path.join(dest, rt)), 'the runtime it names is installed');
+  t.notMatch(fs.readFileSync(target, 'utf8'), ROOT, 'no reference to the checkout');
+  for (const f of fs.readdirSync(DIST)) t.ok(fs.existsSync(path.join(dest, 'usr/local/lib/nfsdcltrack-ts', f)), `dist/${f} installed`);
+  if (fs.existsSync(path.join(ROOT, 'man', 'nfsdcltrack.8'))) t.ok(fs.existsSync(path.join(dest, 'usr/local/share/man/man8/nfsdcltrack.8')), 'man page');
+  t.equal(install(['--destdir', dest, '--uninstall']).status, 0);
+  t.same(tree(dest), []);
+
+  const root = fresh('root');
+  const prefix = path.join(root, 'usr');
+  const p = install(['--prefix', prefix]);
+  t.equal(p.status, 0, p.out);
+  t.match(p.out, /self-test passed/);
+  const prog = path.join(prefix, 'sbin', 'nfsdcltrack');
+  const store = path.join(root, 'store');
+  const conf = path.join(root, 'nfs.conf');
+  fs.writeFileSync(conf, '');
+  const env = { NFSDCLTRACK_CONF_FILE: conf };
+  t.equal(kernelRun(prog, ['-s', store, 'init'], env), 0, 'init');
+  t.equal(kernelRun(prog, ['-s', store, 'create', '6162'], { ...env, NFSDCLTRACK_CLIENT_HAS_SESSION: 'Y' }), 0, 'create');
+  t.equal(kernelRun(prog, ['-s', store, 'check', '6162'], { ...env, NFSDCLTRACK_CLIENT_HAS_SESSION: 'Y' }), 0, 'check of a known client');
+  t.equal(kernelRun(prog, ['-s', store, 'check', '6163'], env), 255, 'check of an unknown client');
+  t.equal(kernelRun(prog, ['-s', store, 'bogus'], env), 218, 'unknown command');
+  t.equal(install(['--prefix', prefix, '--uninstall']).status, 0);
+  t.same(tree(root).filter((e) => !e.startsWith('store') && !e.startsWith('nfs.conf')), [], 'only the test store is left');
+});
