@@ -104,6 +104,22 @@ async function remove(ctx: CommandContext, id: string): Promise<number> {
 async function check(ctx: CommandContext, id: string): Promise<number> {
   const store = openStore(ctx);
   const session = hasSession(ctx.env);
+  if (!session && (fs.existsSync(store.snapshotPath) || fs.existsSync(store.journalPath))) {
+    // A v4.0 client: look the record up and refresh its time in one pass
+    // under the lock, reading the store once instead of twice. If that fails,
+    // the read-only path below decides, as before.
+    try {
+      const rec = await store.mutate((tx) => {
+        const r = tx.get(id);
+        if (r && r.time !== store.time()) tx.put(id, { time: store.time(), session: r.session });
+        return r;
+      });
+      if (rec) return 0;
+      return checkLegacy(ctx, store, id, session);
+    } catch {
+      // fall through
+    }
+  }
   let found: RecState | null;
   try {
     const view = store.read();

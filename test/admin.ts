@@ -10,6 +10,7 @@ import { spawn, spawnSync } from 'child_process';
 import { fsWarnings, lockState, mountOf } from '../lib/admin/inspect';
 import { printableId, table } from '../lib/admin/util';
 import { Store } from '../lib/store/store';
+import { TEST_RUNTIME } from './lib/runtime';
 
 const ROOT = path.resolve(__dirname, '..');
 const CLI = path.join(ROOT, 'dist', 'cli.js');
@@ -74,7 +75,7 @@ interface Run {
 const baseEnv = { NFSDCLTRACK_CONF_FILE: CONF, NFSDCLTRACK_SYSLOG_SOCKET: path.join(TMP, 'no-syslog'), PATH: process.env.PATH ?? '/usr/bin:/bin' };
 // tap puts its coverage hook in every child's NODE_OPTIONS, which costs a
 // Node start-up several times over: the program runs without it.
-const NODE = ['-u', 'NODE_OPTIONS', process.execPath];
+const NODE = ['-u', 'NODE_OPTIONS', TEST_RUNTIME];
 function run(args: string[], env: Record<string, string> = {}): Run {
   const r = spawnSync('/usr/bin/env', [...NODE, CLI, ...args], { env: { ...baseEnv, ...env }, encoding: 'utf8', timeout: 60_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -366,7 +367,7 @@ t.test('list and status while writers run', async (t) => {
         const script = Array.from({ length: 12 }, (_, i) => {
           const id = hex(`writer ${w} client ${i}`);
           ids.push(id);
-          return `"${process.execPath}" "${CLI}" -s "${dir}" create ${id} || exit 1`;
+          return `"${TEST_RUNTIME}" "${CLI}" -s "${dir}" create ${id} || exit 1`;
         }).join('\n');
         // (without tap's coverage hook, as in run())
         const p = spawn('/bin/sh', ['-c', 'unset NODE_OPTIONS\n' + script], { env, stdio: 'ignore' });

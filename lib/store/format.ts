@@ -11,7 +11,7 @@
 //   <gen> <seq> set <hexid|-> <time> <sess> <prevtime|-> <prevsess|-> <crc>
 //   <gen> <seq> del <hexid|-> - - <prevtime|-> <prevsess|-> <crc>
 //   <gen> <seq> lost - - - - - <crc>     barrier: what came before is unproven
-import { crcHex } from '../crc32';
+import { crc32, crcHex } from '../crc32';
 
 export const FORMAT_VERSION = 1;
 /** Latest time a record may carry: 11 digits, year 5138. */
@@ -66,7 +66,9 @@ const pad = (n: number, w: number): string => String(n).padStart(w, '0');
 
 function parseId(f: string): string | null {
   if (f === '-') return '';
-  return /^(?:[0-9a-f]{2}){1,1024}$/.test(f) ? f : null;
+  // (Not /^(?:[0-9a-f]{2}){1,1024}$/: that nested quantifier costs ~0.2 us a
+  // line, 12% of a 100,000-client compaction under Bun.)
+  return f.length > 0 && f.length <= 2048 && (f.length & 1) === 0 && /^[0-9a-f]+$/.test(f) ? f : null;
 }
 function parseCount(f: string | undefined): number | null {
   return f !== undefined && /^[0-9]{1,16}$/.test(f) ? Number(f) : null;
@@ -110,17 +112,49 @@ export function encodeRecord(r: ClientRecord): string {
   return seal(`${idField(r.id)} ${r.time} ${r.session ? 1 : 0}`);
 }
 
-export function decodeRecord(line: string): ClientRecord | null {
-  const body = unseal(line);
-  if (body === null) return null;
-  const f = body.split(' ');
-  if (f.length !== 3) return null;
-  const id = parseId(f[0]);
-  const time = parseTime(f[1]);
-  const session = parseSession(f[2]);
-  if (id === null || time === null || session === null) return null;
-  return { id, time, session };
+/** Value of a lowercase hex digit, or -1. */
+function hexDigit(c: number): number {
+  return c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
 }
+
+/**
+ * A record line, checked and decoded without split, regex or intermediate
+ * strings (only the id): compaction decodes every line of the snapshot, and
+ * the garbage of 100,000 naive decodes made up half the process's peak memory.
+ */
+export function decodeRecord(line: string): ClientRecord | null {
+  const sp = line.length - 9; // the space before the CRC
+  if (sp < 5 || line.charCodeAt(sp) !== 32 || line.charCodeAt(sp - 2) !== 32) return null;
+  let crc = 0;
+  for (let i = sp + 1; i < line.length; i++) {
+    const d = hexDigit(line.charCodeAt(i));
+    if (d < 0) return null;
+    crc = crc * 16 + d;
+  }
+  if (crc32(line, 0, sp) !== crc) return null;
+  const sess = line.charCodeAt(sp - 1);
+  if (sess !== 48 && sess !== 49) return null;
+  const tEnd = sp - 2;
+  const idEnd = line.lastIndexOf(' ', tEnd - 1);
+  if (idEnd < 1 || tEnd - idEnd - 1 < 1 || tEnd - idEnd - 1 > 16) return null;
+  let time = 0;
+  for (let i = idEnd + 1; i < tEnd; i++) {
+    const c = line.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return null;
+    time = time * 10 + c;
+  }
+  if (time > MAX_TIME) return null;
+  let id: string;
+  if (idEnd === 1 && line.charCodeAt(0) === 45) {
+    id = '';
+  } else {
+    if (idEnd > 2048 || (idEnd & 1) !== 0) return null;
+    for (let i = 0; i < idEnd; i++) if (hexDigit(line.charCodeAt(i)) < 0) return null;
+    id = line.slice(0, idEnd);
+  }
+  return { id, time, session: sess === 49 };
+}
+
 
 /** The sort key of a record line (its first field), without decoding it. */
 export function recordKey(line: string): string {

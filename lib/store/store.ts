@@ -24,7 +24,7 @@ export const SNAPSHOT_NAME = 'clients.snap';
 export const JOURNAL_NAME = 'clients.journal';
 export const SNAPSHOT_TMP_NAME = 'clients.snap.tmp';
 /** Journal size past which a writer folds it into a new snapshot. */
-export const DEFAULT_COMPACT_BYTES = 128 * 1024;
+export const DEFAULT_COMPACT_BYTES = 32 * 1024;
 
 export interface StoreLog {
   warn(msg: string): void;

@@ -7,6 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { Store } from '../../lib/store/store';
 import type { RecState } from '../../lib/store/format';
+import { TEST_RUNTIME } from './runtime';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const CLI = path.join(ROOT, 'dist', 'cli.js');
@@ -45,7 +46,7 @@ export function run(dir: string | null, args: string[], opts: RunOpts = {}): Pro
   // environment (tap's NODE_OPTIONS coverage hooks) reaches the program.
   const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
   const pre = opts.prefix ?? [];
-  const full = ['-i', ...envArgs, ...pre, process.execPath, CLI, ...argv];
+  const full = ['-i', ...envArgs, ...pre, TEST_RUNTIME, CLI, ...argv];
   return new Promise((resolve, reject) => {
     const start = Date.now();
     const child = spawn('/usr/bin/env', full, { env: {}, stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd });
