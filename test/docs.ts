@@ -262,8 +262,7 @@ t.test('the man page matches the store constants', async (t) => {
   t.ok(fmt.includes(`#nfsdcltrack-journal v${FORMAT_VERSION} gen=`), 'journal header');
   for (const k of ['records=', 'v40=', 'times=', 'set', 'del', 'lost', 'CRC-32']) t.ok(fmt.includes(k), `STORE FORMAT mentions ${k}`);
   const crash = manSection(manSrc, 'CRASH RECOVERY AND DURABILITY');
-  t.equal(DEFAULT_COMPACT_BYTES, 128 * 1024, 'compaction threshold is 128 KiB');
-  t.ok(crash.includes('128 KiB'), 'CRASH RECOVERY gives the compaction threshold');
+  t.ok(crash.includes(`${DEFAULT_COMPACT_BYTES / 1024} KiB`), 'CRASH RECOVERY gives the compaction threshold');
   t.ok(manSection(manSrc, 'ENVIRONMENT').includes(String(DEFAULT_COMPACT_BYTES)), 'NFSDCLTRACK_COMPACT_BYTES default');
   const conc = manSection(manSrc, 'CONCURRENCY');
   t.ok(conc.includes(`${DEFAULT_LOCK.waitMs / 1000} seconds`), `lock wait ${DEFAULT_LOCK.waitMs} ms`);

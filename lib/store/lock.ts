@@ -146,7 +146,8 @@ export async function acquireLock(dir: string, opts: LockOptions): Promise<HeldL
         throw new ErrnoError(EREMOTEIO, `timed out after ${opts.waitMs} ms waiting for ${lockPath}`);
       }
       await sleep(pause + Math.random() * pause);
-      pause = Math.min(pause * 2, 50);
+      // Writers hold the lock for a few ms: poll often rather than idle.
+      pause = Math.min(pause * 2, 8);
     }
   }
 }
