@@ -272,7 +272,7 @@ export class Store {
           return doomed.length;
         }
         if (view.facts.current.length === 0 && !this.anyRecord(view, old)) return 0;
-        return await this.compactLocked(view, old);
+        return await this.compactLocked(view, limit);
       } finally {
         view.close();
       }
@@ -311,7 +311,7 @@ export class Store {
   }
 
   /** Every record of a healthy view, merged and sorted (for listing and compaction). */
-  *records(view: StoreView): Generator<ClientRecord> {
+  *records(view: StoreView, olderThan?: number): Generator<ClientRecord> {
     const overlay = [...view.facts.overlay.entries()]
       .filter(([, o]) => o.index >= view.facts.proofFrom)
       .map(([id, o]) => ({ key: keyOf(id), id, state: o.state }))
@@ -319,7 +319,9 @@ export class Store {
     let i = 0;
     let prevKey: string | null = null;
     if (view.healthy && view.snapshot) {
-      for (const rec of view.snapshot.stream()) {
+      // Snapshot lines older than olderThan are skipped; a journal entry for
+      // the same id still decides that client, in its place in the order.
+      for (const rec of view.snapshot.stream(olderThan)) {
         if (!rec) continue;
         const key = keyOf(rec.id);
         if (prevKey !== null && key <= prevKey) throw new Error(`snapshot is not sorted at ${key}`);
@@ -481,15 +483,16 @@ export class Store {
    * start a fresh journal. A crash before the rename leaves the old pair; after
    * it, the old journal's gen is older than the snapshot's, so it is ignored.
    */
-  private async compactLocked(view: StoreView, drop?: (r: RecState) => boolean): Promise<number> {
+  private async compactLocked(view: StoreView, olderThan?: number): Promise<number> {
     let removed = 0;
     const kept = (function* (all: Iterable<ClientRecord>) {
       for (const r of all) {
-        if (drop && drop(r)) removed++;
+        if (olderThan !== undefined && r.time < olderThan) removed++;
         else yield r;
       }
-    })(this.records(view));
+    })(this.records(view, olderThan));
     await this.writeGeneration(view.gen + 1, kept, () => (view.snapshot?.damagedSeen ?? 0) > 0);
+    removed += view.snapshot?.skipped ?? 0;
     this.log.debug(() => `compacted ${this.dir} to gen ${view.gen + 1}, ${removed} record(s) removed`);
     return removed;
   }
