@@ -48,6 +48,7 @@
 
 import * as fs from 'fs';
 import * as path from 'path';
+import { readBytes } from './store/fsutil';
 
 export interface NfsConf {
   get(section: string, key: string, subsection?: string): string | undefined;
@@ -305,16 +306,9 @@ function makeReader(warn: Warn): (p: string) => string | null {
       } else if (st.size > MAX_FILE_SIZE || bytes + st.size > MAX_TOTAL_BYTES) {
         warn(`conf_readfile: "${p}" is too large (${st.size} bytes), ignored`);
       } else {
-        const size = st.size;
-        const buf = Buffer.allocUnsafe(size);
-        let got = 0;
-        while (got < size) {
-          const n = fs.readSync(fd, buf, got, size - got, got);
-          if (n === 0) break;
-          got += n;
-        }
-        bytes += got;
-        text = buf.toString('utf8', 0, got);
+        const buf = readBytes(fd, 0, st.size);
+        bytes += buf.length;
+        text = buf.toString('utf8');
       }
     } catch (e) {
       warn(`conf_readfile: read ("${p}") failed: ${strerror(e)}`);

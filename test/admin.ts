@@ -11,49 +11,11 @@ import { fsWarnings, lockState, mountOf } from '../lib/admin/inspect';
 import { printableId, table } from '../lib/admin/util';
 import { Store } from '../lib/store/store';
 import { TEST_RUNTIME } from './lib/runtime';
+import { ensureBuilt } from './lib/built';
 
 const ROOT = path.resolve(__dirname, '..');
 const CLI = path.join(ROOT, 'dist', 'cli.js');
 
-/** Build dist/ when it is missing or older than a source file (one builder at a time, as test/cli.ts does). */
-function ensureBuilt(): void {
-  const newest = (dir: string): number => {
-    let m = 0;
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) m = Math.max(m, newest(p));
-      else if (e.name.endsWith('.ts')) m = Math.max(m, fs.statSync(p).mtimeMs);
-    }
-    return m;
-  };
-  const stale = () => {
-    try {
-      const built = Math.min(fs.statSync(CLI).mtimeMs, fs.statSync(path.join(ROOT, 'dist', 'admin.js')).mtimeMs);
-      return built < Math.max(newest(path.join(ROOT, 'lib')), fs.statSync(path.join(ROOT, 'cli.ts')).mtimeMs);
-    } catch {
-      return true;
-    }
-  };
-  if (!stale()) return;
-  const lock = path.join(os.tmpdir(), 'nfsdcltrack-test-build.lock');
-  for (let i = 0; ; i++) {
-    try {
-      fs.mkdirSync(lock);
-      break;
-    } catch {
-      if (i > 600) fs.rmSync(lock, { recursive: true, force: true });
-      spawnSync('sleep', ['0.1']);
-    }
-  }
-  try {
-    if (stale()) {
-      const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], { encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`build failed: ${r.stderr}`);
-    }
-  } finally {
-    fs.rmSync(lock, { recursive: true, force: true });
-  }
-}
 ensureBuilt();
 
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'nfsdcltrack-admin-'));

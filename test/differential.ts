@@ -23,74 +23,14 @@ import * as os from 'os';
 import * as path from 'path';
 import { execFile, spawnSync } from 'child_process';
 import { strtol } from '../lib/strtol';
+import { privateProgram } from './lib/built';
 
-const ROOT = path.resolve(__dirname, '..');
 const SEQUENCES = Number(process.env.NFSDCLTRACK_DIFF_SEQUENCES ?? 60);
 const OPS = Number(process.env.NFSDCLTRACK_DIFF_OPS ?? 50);
 const PARALLEL = Number(process.env.NFSDCLTRACK_DIFF_PARALLEL ?? 3);
 const SEED = Number(process.env.NFSDCLTRACK_TEST_SEED ?? 20261124);
 const REF_CACHE = process.env.NFSDCLTRACK_REF_DIR ?? path.join(os.tmpdir(), 'nfsdcltrack-ref-nfs-utils');
 
-/**
- * Build dist/ when it is missing or older than a source file (one builder at
- * a time), then test a private copy of it (the launcher loads only files in
- * its own directory), so that a concurrent rebuild cannot pull files from
- * under a running test.
- */
-function builtProgram(into: string): string {
-  const newest = (dir: string): number => {
-    let m = 0;
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) m = Math.max(m, newest(p));
-      else if (e.name.endsWith('.ts')) m = Math.max(m, fs.statSync(p).mtimeMs);
-    }
-    return m;
-  };
-  const dist = path.join(ROOT, 'dist');
-  const stale = () => {
-    try {
-      const built = Math.min(fs.statSync(path.join(dist, 'cli.js')).mtimeMs, fs.statSync(path.join(dist, 'nfsdcltrack')).mtimeMs);
-      return built < Math.max(newest(path.join(ROOT, 'lib')), fs.statSync(path.join(ROOT, 'cli.ts')).mtimeMs);
-    } catch {
-      return true;
-    }
-  };
-  const lock = path.join(os.tmpdir(), 'nfsdcltrack-test-build.lock');
-  for (let attempt = 0; ; attempt++) {
-    if (stale()) {
-      for (let i = 0; ; i++) {
-        try {
-          fs.mkdirSync(lock);
-          break;
-        } catch {
-          if (i > 600) fs.rmSync(lock, { recursive: true, force: true });
-          spawnSync('sleep', ['0.1']);
-        }
-      }
-      try {
-        if (stale()) {
-          const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], { encoding: 'utf8' });
-          if (r.status !== 0) throw new Error(`build failed: ${r.stderr}`);
-        }
-      } finally {
-        fs.rmSync(lock, { recursive: true, force: true });
-      }
-    }
-    fs.rmSync(into, { recursive: true, force: true });
-    fs.mkdirSync(into, { recursive: true });
-    for (const f of fs.readdirSync(dist)) {
-      const st = fs.statSync(path.join(dist, f));
-      if (st.isFile()) fs.copyFileSync(path.join(dist, f), path.join(into, f));
-      if (st.isFile()) fs.chmodSync(path.join(into, f), st.mode & 0o777);
-    }
-    const bin = path.join(into, 'nfsdcltrack');
-    const probe = spawnSync(bin, ['-h'], { env: {}, encoding: 'utf8' });
-    if (probe.status === 1 && probe.stdout.startsWith('Usage:')) return bin;
-    if (attempt >= 20) throw new Error(`the built program does not run: ${probe.status} ${probe.stderr}`);
-    spawnSync('sleep', ['0.5']); // a build in progress elsewhere
-  }
-}
 function skip(why: string): void {
   const msg = `SKIP differential test: ${why}`;
   process.stderr.write(`\n${'!'.repeat(72)}\n!!! ${msg}\n${'!'.repeat(72)}\n\n`);
@@ -378,7 +318,7 @@ t.test('ours and the C nfsdcltrack agree', async (t) => {
   if (!useNs) t.comment('!!! no private mount namespace: grace lifting is not compared (the C program sees the real /proc/fs/nfsd)');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nfsdcltrack-diff-'));
   t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
-  const ours = builtProgram(path.join(tmp, 'dist'));
+  const ours = privateProgram(path.join(tmp, 'dist'));
   const started = Date.now();
   const results: SeqResult[] = [];
   let next = 0;

@@ -13,6 +13,7 @@ import * as errno from '../lib/errno';
 import { unseal, FORMAT_VERSION } from '../lib/store/format';
 import { DEFAULT_COMPACT_BYTES, JOURNAL_NAME, SNAPSHOT_NAME, SNAPSHOT_TMP_NAME } from '../lib/store/store';
 import { DEFAULT_LOCK, LOCK_NAME } from '../lib/store/lock';
+import { ensureBuilt } from './lib/built';
 
 const ROOT = path.resolve(__dirname, '..');
 const MAN = path.join(ROOT, 'man', 'nfsdcltrack.8');
@@ -32,45 +33,6 @@ function which(prog: string): string | null {
   return null;
 }
 
-/** Build dist/ when it is missing or older than a source file (shares test/cli.ts's build lock). */
-function ensureBuilt(): void {
-  const newest = (dir: string): number => {
-    let m = 0;
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-      const p = path.join(dir, e.name);
-      if (e.isDirectory()) m = Math.max(m, newest(p));
-      else if (e.name.endsWith('.ts')) m = Math.max(m, fs.statSync(p).mtimeMs);
-    }
-    return m;
-  };
-  const stale = (): boolean => {
-    try {
-      const built = fs.statSync(path.join(ROOT, 'dist', 'cli.js')).mtimeMs;
-      return built < Math.max(newest(path.join(ROOT, 'lib')), fs.statSync(path.join(ROOT, 'cli.ts')).mtimeMs) || !fs.existsSync(BIN);
-    } catch {
-      return true;
-    }
-  };
-  if (!stale()) return;
-  const lock = path.join(os.tmpdir(), 'nfsdcltrack-test-build.lock');
-  for (let i = 0; ; i++) {
-    try {
-      fs.mkdirSync(lock);
-      break;
-    } catch {
-      if (i > 600) fs.rmSync(lock, { recursive: true, force: true });
-      spawnSync('sleep', ['0.1']);
-    }
-  }
-  try {
-    if (stale()) {
-      const r = spawnSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], { encoding: 'utf8' });
-      if (r.status !== 0) throw new Error(`build failed: ${r.stderr}`);
-    }
-  } finally {
-    fs.rmSync(lock, { recursive: true, force: true });
-  }
-}
 
 /**
  * The man page's text with roff escapes resolved the way a reader sees them

@@ -5,16 +5,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { CRASH_POINTS } from '../lib/crashpoint';
 import { encodeJournalEntry, encodeJournalHeader, type RecState } from '../lib/store/format';
-import { buildStore, copyDir, tracedPoints, hasStackTrace, nowSec, pool, proven, readState, run, STALE_MS, tmpdir } from './lib/faults';
+import { baseRecords, buildStore, copyDir, tracedPoints, hasStackTrace, nowSec, pool, proven, readState, run, STALE_MS, tmpdir } from './lib/faults';
 
 const OLD = 1000;
 const RECENT = nowSec() - 100;
-const BASE = [
-  { id: 'a1a1', time: OLD, session: false },
-  { id: 'a2a2', time: OLD, session: true },
-  { id: 'b1b1', time: RECENT, session: false },
-  { id: 'b2b2', time: RECENT, session: true },
-];
+const BASE = baseRecords();
 /** Bound on the delay a killed lock holder may cause: staleMs plus polling and a loaded 2-CPU box. */
 const LOCK_BOUND_MS = STALE_MS + 3000;
 

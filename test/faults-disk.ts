@@ -7,17 +7,12 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { RecState } from '../lib/store/format';
 import { Store } from '../lib/store/store';
-import { buildStore, copyDir, hasStackTrace, nowSec, OPEN_FAILURES, pool, readState, run, tmpdir } from './lib/faults';
+import { baseRecords, buildStore, copyDir, hasStackTrace, nowSec, OPEN_FAILURES, pool, readState, run, tmpdir } from './lib/faults';
 import { materialize, PowerCutModel } from './lib/powercut';
 
 const OLD = 1000;
 const RECENT = nowSec() - 100;
-const BASE = [
-  { id: 'a1a1', time: OLD, session: false },
-  { id: 'a2a2', time: OLD, session: true },
-  { id: 'b1b1', time: RECENT, session: false },
-  { id: 'b2b2', time: RECENT, session: true },
-];
+const BASE = baseRecords();
 const same = (a: RecState | null | undefined, b: RecState | null | undefined) =>
   (a ?? null) === null ? (b ?? null) === null : !!b && a!.time === b.time && a!.session === b.session;
 const present = (session: boolean) => (s: RecState | null) => s !== null && s.session === session;

@@ -55,7 +55,8 @@ export function fsyncDir(dir: string): void {
   }
 }
 
-export function readAt(fd: number, pos: number, len: number): string {
+/** Up to len bytes from pos (fewer at the end of the file). */
+export function readBytes(fd: number, pos: number, len: number): Buffer {
   const buf = Buffer.allocUnsafe(len);
   let got = 0;
   while (got < len) {
@@ -63,7 +64,12 @@ export function readAt(fd: number, pos: number, len: number): string {
     if (n === 0) break;
     got += n;
   }
-  return buf.toString('latin1', 0, got);
+  return buf.subarray(0, got);
+}
+
+/** The same as latin1 text, so that string offsets are byte offsets. */
+export function readAt(fd: number, pos: number, len: number): string {
+  return readBytes(fd, pos, len).toString('latin1');
 }
 
 export function writeAll(fd: number, data: string, pos?: number): void {

@@ -15,7 +15,7 @@ import {
   type JournalEntry,
   type RecState,
 } from './format';
-import { fsyncDir, lexists, openAppend, openRead, openWrite, replaceSmallFile } from './fsutil';
+import { fsyncDir, lexists, openAppend, openRead, openWrite, readAt, replaceSmallFile } from './fsutil';
 import { parseJournal, reclaimingDelta, resolveJournal, type JournalFacts, type ParsedJournal } from './journal';
 import { acquireLock, DEFAULT_LOCK, type HeldLock, type LockOptions } from './lock';
 import { SnapshotReader, writeSnapshotFile } from './snapshot';
@@ -78,15 +78,8 @@ function readJournal(file: string): JournalFile | null {
   const fd = openRead(file);
   if (fd === null) return null;
   try {
-    const size = fs.fstatSync(fd).size;
-    const buf = Buffer.allocUnsafe(size);
-    let got = 0;
-    while (got < size) {
-      const n = fs.readSync(fd, buf, got, size - got, got);
-      if (n === 0) break;
-      got += n;
-    }
-    return { parsed: parseJournal(buf.toString('latin1', 0, got)), size: got };
+    const text = readAt(fd, 0, fs.fstatSync(fd).size);
+    return { parsed: parseJournal(text), size: text.length };
   } finally {
     fs.closeSync(fd);
   }

@@ -142,3 +142,14 @@ export function copyDir(from: string, to: string): void {
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const nowSec = () => Math.floor(Date.now() / 1000);
+
+/** Four records: v4.0 and v4.1, each old (time 1000) and recent. */
+export function baseRecords(): { id: string; time: number; session: boolean }[] {
+  const recent = nowSec() - 100;
+  return [
+    { id: 'a1a1', time: 1000, session: false },
+    { id: 'a2a2', time: 1000, session: true },
+    { id: 'b1b1', time: recent, session: false },
+    { id: 'b2b2', time: recent, session: true },
+  ];
+}
