@@ -10,32 +10,14 @@ import { spawnSync } from 'child_process';
 import { importIfLegacy } from '../lib/admin/migrate';
 import { buildTrackDb, readLegacyDb } from '../lib/admin/sqlite';
 import { Store } from '../lib/store/store';
-import { ensureBuilt } from './lib/built';
+import { adminSandbox } from './lib/admin';
 
 const ROOT = path.resolve(__dirname, '..');
-const CLI = path.join(ROOT, 'dist', 'cli.js');
 const FIX = path.join(ROOT, 'fixtures', 'sqlite');
 
-ensureBuilt();
-
-const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'nfsdcltrack-admin-sql-'));
-t.teardown(() => fs.rmSync(TMP, { recursive: true, force: true }));
-const CONF = path.join(TMP, 'nfs.conf');
-fs.writeFileSync(CONF, '');
-let n = 0;
-const fresh = (name = 'case'): string => path.join(TMP, `${name}-${++n}`);
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-const baseEnv = { NFSDCLTRACK_CONF_FILE: CONF, NFSDCLTRACK_SYSLOG_SOCKET: path.join(TMP, 'no-syslog'), PATH: process.env.PATH ?? '/usr/bin:/bin' };
-// Without tap's coverage hook in NODE_OPTIONS (it costs a Node start-up several times over).
-function run(args: string[], env: Record<string, string> = {}, runtime = process.execPath): Run {
-  const r = spawnSync('/usr/bin/env', ['-u', 'NODE_OPTIONS', runtime, CLI, ...args], { env: { ...baseEnv, ...env }, encoding: 'utf8', timeout: 120_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const box = adminSandbox('nfsdcltrack-admin-sql-');
+const { fresh, run } = box;
+const TMP = box.tmp;
 const hex = (s: string) => Buffer.from(s).toString('hex');
 interface Listed {
   id: string;
@@ -320,7 +302,7 @@ t.test('the SQLite commands under Bun', async (t) => {
   const dir = fresh('bun');
   const r = run(['-s', dir, 'import', path.join(FIX, 'nfsdcld-v4.sqlite')], {}, bun);
   t.equal(r.status, 0, r.stderr);
-  const l = spawnSync(bun, [CLI, '-s', dir, 'list', '--json'], { env: baseEnv, encoding: 'utf8' });
+  const l = run(['-s', dir, 'list', '--json'], {}, bun);
   t.same(JSON.parse(l.stdout).clients.map((c: Listed) => c.id), EPOCH3);
   const out = path.join(TMP, 'bun.sqlite');
   t.equal(run(['-s', dir, 'export', out], {}, bun).status, 0);

@@ -11,37 +11,19 @@ import { fsWarnings, lockState, mountOf } from '../lib/admin/inspect';
 import { printableId, table } from '../lib/admin/util';
 import { Store } from '../lib/store/store';
 import { TEST_RUNTIME } from './lib/runtime';
-import { ensureBuilt } from './lib/built';
+import { adminSandbox, type Run } from './lib/admin';
 
 const ROOT = path.resolve(__dirname, '..');
 const CLI = path.join(ROOT, 'dist', 'cli.js');
 
-ensureBuilt();
-
-const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'nfsdcltrack-admin-'));
 const mounts: string[] = [];
-t.teardown(() => {
+const box = adminSandbox('nfsdcltrack-admin-', () => {
   for (const m of mounts) spawnSync('umount', ['-l', m]);
-  fs.rmSync(TMP, { recursive: true, force: true });
 });
-const CONF = path.join(TMP, 'nfs.conf');
-fs.writeFileSync(CONF, '');
-let n = 0;
-const fresh = (name = 'case'): string => path.join(TMP, `${name}-${++n}`);
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-const baseEnv = { NFSDCLTRACK_CONF_FILE: CONF, NFSDCLTRACK_SYSLOG_SOCKET: path.join(TMP, 'no-syslog'), PATH: process.env.PATH ?? '/usr/bin:/bin' };
-// tap puts its coverage hook in every child's NODE_OPTIONS, which costs a
-// Node start-up several times over: the program runs without it.
+const { fresh, baseEnv } = box;
 const NODE = ['-u', 'NODE_OPTIONS', TEST_RUNTIME];
-function run(args: string[], env: Record<string, string> = {}): Run {
-  const r = spawnSync('/usr/bin/env', [...NODE, CLI, ...args], { env: { ...baseEnv, ...env }, encoding: 'utf8', timeout: 60_000 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const TMP = box.tmp;
+const run = (args: string[], env: Record<string, string> = {}): Run => box.run(args, env, TEST_RUNTIME, 60_000);
 const hex = (s: string) => Buffer.from(s).toString('hex');
 const SESSION = { NFSDCLTRACK_CLIENT_HAS_SESSION: 'Y' };
 

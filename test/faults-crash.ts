@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { CRASH_POINTS } from '../lib/crashpoint';
 import { encodeJournalEntry, encodeJournalHeader, type RecState } from '../lib/store/format';
-import { baseRecords, buildStore, copyDir, tracedPoints, hasStackTrace, nowSec, pool, proven, readState, run, STALE_MS, tmpdir } from './lib/faults';
+import { baseRecords, rng, buildStore, copyDir, tracedPoints, hasStackTrace, nowSec, pool, proven, readState, run, STALE_MS, tmpdir } from './lib/faults';
 
 const OLD = 1000;
 const RECENT = nowSec() - 100;
@@ -200,16 +200,6 @@ type Op = { kind: 'create'; session: boolean } | { kind: 'remove' } | { kind: 'c
 type Shape = 'absent' | 'v40' | 'v41';
 const shapeOf = (s: RecState | null | undefined): Shape => (!s ? 'absent' : s.session ? 'v41' : 'v40');
 
-/** Randomness the test can replay: NFSDCLTRACK_FAULTS_SEED picks the run. */
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x100000000;
-  };
-}
 
 t.test('random SIGKILLs during mixed traffic, checked against an oracle', async (t) => {
   const seed = Number(process.env.NFSDCLTRACK_FAULTS_SEED) || Date.now() % 100000;

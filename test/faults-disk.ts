@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { RecState } from '../lib/store/format';
 import { Store } from '../lib/store/store';
-import { baseRecords, buildStore, copyDir, hasStackTrace, nowSec, OPEN_FAILURES, pool, readState, run, tmpdir } from './lib/faults';
+import { baseRecords, rng, buildStore, copyDir, hasStackTrace, nowSec, OPEN_FAILURES, pool, readState, run, tmpdir } from './lib/faults';
 import { materialize, PowerCutModel } from './lib/powercut';
 
 const OLD = 1000;
@@ -19,15 +19,6 @@ const present = (session: boolean) => (s: RecState | null) => s !== null && s.se
 const absent = (s: RecState | null) => s === null;
 const SHM = fs.existsSync('/dev/shm') ? '/dev/shm' : undefined;
 
-function rng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 0x100000000;
-  };
-}
 
 async function baseStore(dir: string): Promise<void> {
   await buildStore(dir, BASE.slice(0, 2));

@@ -153,3 +153,14 @@ export function baseRecords(): { id: string; time: number; session: boolean }[] 
     { id: 'b2b2', time: recent, session: true },
   ];
 }
+
+/** Randomness a test can replay (xorshift32): the seed picks the run. */
+export function rng(seed: number): () => number {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 0x100000000;
+  };
+}
