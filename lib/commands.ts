@@ -104,23 +104,25 @@ async function remove(ctx: CommandContext, id: string): Promise<number> {
 async function check(ctx: CommandContext, id: string): Promise<number> {
   const store = openStore(ctx);
   const session = hasSession(ctx.env);
+  let writable = true;
   if (!session && (fs.existsSync(store.snapshotPath) || fs.existsSync(store.journalPath))) {
-    // A v4.0 client: look the record up and refresh its time in one pass
-    // under the lock, reading the store once instead of twice. If that fails,
-    // the read-only path below decides, as before.
+    // A v4.0 client's record gets a fresh time, so gracedone keeps it: look
+    // it up and refresh it in one pass under the lock.
     try {
       const rec = await store.mutate((tx) => {
         const r = tx.get(id);
         if (r && r.time !== store.time()) tx.put(id, { time: store.time(), session: r.session });
         return r;
       });
-      if (rec) return 0;
-      return checkLegacy(ctx, store, id, session);
-    } catch {
-      // fall through
+      return rec ? 0 : checkLegacy(ctx, store, id, session);
+    } catch (e) {
+      // No lock or no write (a full or read-only disk, a stuck writer): what
+      // the store proves still decides (issue 3), and no second wait follows.
+      ctx.log.warn(`cannot update the client's record time: ${(e as Error).message}`);
+      writable = false;
     }
   }
-  let found: RecState | null;
+  let found: RecState | null = null;
   try {
     const view = store.read();
     try {
@@ -131,29 +133,12 @@ async function check(ctx: CommandContext, id: string): Promise<number> {
   } catch (e) {
     // As in C, a failed lookup falls through to the legacy transition.
     ctx.log.error(`Unable to read the client store: ${(e as Error).message}`);
-    found = null;
   }
-  if (found) {
-    // A v4.0 client's record gets a fresh time, so gracedone keeps it; one
-    // stamped this very second needs no write, and so no lock.
-    if (session || found.time === store.time()) return 0;
-    try {
-      const updated = await store.mutate((tx) => {
-        const rec = tx.get(id);
-        if (rec) tx.put(id, { time: store.time(), session: rec.session });
-        return rec !== null;
-      });
-      if (updated) return 0;
-    } catch (e) {
-      // The record is proven, so the client may reclaim (issue 3: checks of
-      // existing clients succeed on a full or read-only disk). Unlike C, we
-      // don't refuse it; without the new time, gracedone may drop the record,
-      // which can only cost the client a reclaim after a later reboot.
-      ctx.log.warn(`client allowed to reclaim, but its record's time could not be updated: ${(e as Error).message}`);
-      return 0;
-    }
-  }
-  return checkLegacy(ctx, store, id, session);
+  // Unlike C, a proven v4.0 client whose time could not be updated may still
+  // reclaim; gracedone may then drop its record, which can only cost it a
+  // reclaim after a later reboot.
+  if (found) return 0;
+  return writable ? checkLegacy(ctx, store, id, session) : statusFor(EPERM);
 }
 
 /** SPEC §5: a client known only to the old recovery directory is let in once. */

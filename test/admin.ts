@@ -12,6 +12,7 @@ import { printableId, table } from '../lib/admin/util';
 import { Store } from '../lib/store/store';
 import { TEST_RUNTIME } from './lib/runtime';
 import { adminSandbox, type Run } from './lib/admin';
+import type { Expect } from '../fixtures/stores/expect';
 
 const ROOT = path.resolve(__dirname, '..');
 const CLI = path.join(ROOT, 'dist', 'cli.js');
@@ -205,14 +206,6 @@ t.test('status: volatile filesystems', async (t) => {
   t.match(r.stdout, /on tmpfs \(\S+\), which does not survive a reboot/);
 });
 
-interface Expect {
-  verifyExit: number;
-  findings: string[];
-  granted: string[];
-  refused: string[];
-  repairKept?: string[];
-  repairLost?: string[];
-}
 const FIXTURES = path.join(ROOT, 'fixtures', 'stores');
 
 t.test('verify and verify --repair on the damaged stores of fixtures/stores', async (t) => {

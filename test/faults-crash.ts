@@ -300,11 +300,17 @@ t.test('16 processes hammering one store, and the lock bounds', async (t) => {
   // A slow but live writer (paused longer than staleMs while holding the
   // lock) in a store of its own, and a waiter that must give up.
   const slowDir = path.join(root, 'slow');
-  await buildStore(slowDir, []);
+  await buildStore(slowDir, [{ id: '7a03', time: OLD, session: false }]);
+  const legacyDir = path.join(root, 'legacy-7a04');
+  fs.mkdirSync(legacyDir);
   const slow = run(slowDir, ['create', '7a01'], { env: { NFSDCLTRACK_CRASH_AT: 'lock-taken:12000' } });
   await new Promise((r) => setTimeout(r, 700));
   const waiterStart = Date.now();
   const waiter = run(slowDir, ['create', '7a02'], { env: {} });
+  // v4.0 checks need the lock too (to refresh the time, or to insert a legacy
+  // client): each must answer after ONE bounded wait, never a second.
+  const knownCheck = run(slowDir, ['check', '7a03'], { env: {} });
+  const legacyCheck = run(slowDir, ['check', '7a04'], { env: { NFSDCLTRACK_LEGACY_RECDIR: legacyDir } });
 
   // Start with a lock left by a killed holder: all 16 then race to take it over.
   const dead = await run(dir, ['create', '8e01'], { env: { NFSDCLTRACK_CRASH_AT: 'lock-taken' } });
@@ -360,6 +366,13 @@ t.test('16 processes hammering one store, and the lock bounds', async (t) => {
   const waited = w.end - waiterStart;
   t.equal(w.status, 135, `a waiter behind a live, slow holder gives up with 135 (${waited} ms)`);
   t.ok(waited >= 9500 && waited <= 13500, `it waited the bounded 10 s (${waited} ms)`);
+  const kc = await knownCheck;
+  t.equal(kc.status, 0, `a known v4.0 client is allowed when its time cannot be refreshed (${kc.end - waiterStart} ms)`);
+  t.ok(kc.end - waiterStart <= 13500, 'after one bounded wait');
+  const lc = await legacyCheck;
+  t.equal(lc.status, 255, `a legacy client that cannot be recorded is refused (${lc.end - waiterStart} ms)`);
+  t.ok(lc.end - waiterStart <= 13500, 'after one bounded wait, not two');
+  t.ok(fs.existsSync(legacyDir), 'its legacy directory is kept for a later try');
   const s = await slow;
   t.equal(s.status, 0, `the slow writer (12 s, staleMs ${STALE_MS}) kept its lock and succeeded: ${s.stderr}`);
   t.ok(readState(slowDir).records.has('7a01'), 'its record is there');
