@@ -71,7 +71,8 @@ const bunPath = [path.join(root, 'node_modules/@oven/bun-linux-x64/bin/bun'), pa
   fs.existsSync(p),
 );
 const nodePath = process.execPath;
-const launcherRuntime = fs.readFileSync(launcher, 'utf8').split('\n')[0].replace(/^#!\s*/, '').split(/\s+/)[0];
+// The last word of its #! line: the launcher may go through env -S.
+const launcherRuntime = fs.readFileSync(launcher, 'utf8').split('\n')[0].replace(/^#!\s*/, '').trim().split(/\s+/).pop();
 const launcherIsBun = /\bbun$/.test(launcherRuntime);
 
 function version(cmd, args) {

@@ -50,18 +50,6 @@ const adminExternal = {
     build.onResolve({ filter: /^\.\/lib\/admin$/ }, () => ({ path: './admin.js', external: true }));
   },
 };
-// proper-lockfile requires graceful-fs, which patches fs and loads the stream
-// modules at start-up (4-5 ms under Bun, ~1.5 ms under Node). Its retrying of
-// EMFILE/ENFILE is of no use to a process that opens a handful of files, so
-// the bundle gets plain fs in its place.
-const plainFs = {
-  name: 'graceful-fs-is-fs',
-  setup(build) {
-    build.onResolve({ filter: /^graceful-fs$/ }, () => ({ path: 'graceful-fs', namespace: 'plain-fs' }));
-    build.onLoad({ filter: /.*/, namespace: 'plain-fs' }, () => ({ contents: 'module.exports = require("fs");', loader: 'js' }));
-  },
-};
-
 // `import * as fs from 'fs'` becomes `__toESM(require("fs"))` in a CommonJS
 // bundle: a copy of every property of the module, for each importing file.
 // Under Bun that copy materialises its lazy fs properties, ~3 ms per process.
@@ -99,9 +87,9 @@ await esbuild.build({
   entryPoints: ['cli.ts'],
   outfile: path.join(dist, 'cli.js'),
   banner: { js: `#!${nodeRuntime}` },
-  plugins: [adminExternal, plainFs, directBuiltins],
+  plugins: [adminExternal, directBuiltins],
 });
-await esbuild.build({ ...common, absWorkingDir: root, entryPoints: ['lib/admin/index.ts'], outfile: path.join(dist, 'admin.js'), plugins: [plainFs, directBuiltins] });
+await esbuild.build({ ...common, absWorkingDir: root, entryPoints: ['lib/admin/index.ts'], outfile: path.join(dist, 'admin.js'), plugins: [directBuiltins] });
 fs.chmodSync(path.join(dist, 'cli.js'), 0o755);
 
 /** dist/cli.bun.js + dist/cli.bun.js.jsc: the same bundle, as Bun bytecode. */
@@ -183,11 +171,29 @@ script.runInThisContext()(mod.exports, Module.createRequire(file), mod, file, __
   if (!fs.existsSync(cacheFile)) say('warning: no V8 code cache was written; Node will compile cli.js at each start');
 }
 
+/**
+ * The launcher's interpreter line under Bun. An upcall runs each function a
+ * handful of times, yet JavaScriptCore's baseline JIT compiles whatever ran a
+ * few hundred times (the CRC and decoding loops over the journal): ~12% of
+ * an upcall's CPU time, compiling code that is then run once (docs/performance.md).
+ * Its thresholds are raised through the environment, the only way to set
+ * them, with env -S, which passes the interpreter's arguments one by one; a
+ * compaction's loops still reach the JIT. Without a usable env -S, or past the
+ * kernel's 255-byte limit on that line, plain Bun.
+ */
+function bunShebang(bun) {
+  const line = `#!/usr/bin/env -S ${BUN_JIT_ENV} ${bun}`;
+  const ok = line.length <= 255 && spawnSync('/usr/bin/env', ['-S', 'true']).status === 0;
+  if (!ok) say('/usr/bin/env -S is not usable here: the launcher runs Bun with its default JIT thresholds');
+  return ok ? line : `#!${bun}`;
+}
+const BUN_JIT_ENV = 'BUN_JSC_thresholdForJITAfterWarmUp=100000 BUN_JSC_thresholdForJITSoon=100000';
+
 buildNodeLauncher();
 const useBun = bunRuntime && wanted !== 'node';
 if (useBun) buildBunBytecode();
 const launcher = path.join(dist, 'nfsdcltrack');
-const launcherText = useBun ? `#!${bunRuntime}\nrequire('./cli.bun.js');\n` : `#!${nodeRuntime}\nrequire('./node-launch.js');\n`;
+const launcherText = useBun ? `${bunShebang(bunRuntime)}\nrequire('./cli.bun.js');\n` : `#!${nodeRuntime}\nrequire('./node-launch.js');\n`;
 fs.writeFileSync(launcher, launcherText, { mode: 0o755 });
 fs.chmodSync(launcher, 0o755);
 const order = ['admin.js', 'cli.js', 'cli.js.v8cache', 'node-launch.js', 'cli.bun.js.jsc', 'cli.bun.js', 'nfsdcltrack'];

@@ -258,7 +258,8 @@ if grep -qI . "$LAUNCHER"; then
         [ -f "$f" ] || continue
         ! head -1 "$f" | grep -qaF -e "$SRC/" -e "$SRC_REAL/" || die "$(basename "$f") still names the checkout $SRC on its first line"
     done
-    RT=$(head -1 "$STAGE/target" | sed -n 's/^#![[:space:]]*\([^[:space:]]*\).*/\1/p')
+    # the runtime is the line's last word (#!/abs/bun, or #!/usr/bin/env -S VAR=... /abs/bun)
+    RT=$(head -1 "$STAGE/target" | sed 's/^#!//' | awk '{print $NF}')
     case "$RT" in
         /*) ;;
         *) die "the launcher's interpreter is not an absolute path: '$RT' (the kernel runs it with no PATH)";;

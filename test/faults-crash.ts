@@ -379,3 +379,33 @@ t.test('16 processes hammering one store, and the lock bounds', async (t) => {
   t.notOk(readState(slowDir).records.has('7a02'), 'the waiter wrote nothing');
   fs.rmSync(root, { recursive: true, force: true });
 });
+
+t.test("the lock is proper-lockfile's: each side waits for the other", async (t) => {
+  // SPEC §7 names proper-lockfile; lib/store/lock.ts takes the same lock (a
+  // clients.lock directory, its mtime the heartbeat) without loading it.
+  const lockfile = await import('proper-lockfile');
+  const root = tmpdir('plock');
+  const dir = path.join(root, 'store');
+  await buildStore(dir, [{ id: '9a01', time: RECENT, session: false }]);
+  const opts = { lockfilePath: path.join(dir, 'clients.lock'), realpath: false, stale: 10_000 };
+
+  const release = await lockfile.lock(dir, opts);
+  const t0 = Date.now();
+  const ours = run(dir, ['create', '9a02'], { env: {} });
+  await new Promise((r) => setTimeout(r, 1500));
+  t.notOk(proven(dir, '9a02'), 'our writer waits while proper-lockfile holds the lock');
+  await release();
+  const r = await ours;
+  t.equal(r.status, 0, `then it writes (${r.end - t0} ms): ${r.stderr}`);
+  t.ok(r.end - t0 >= 1400, 'not before the release');
+  t.ok(proven(dir, '9a02'), 'its record is there');
+
+  // Ours holds the lock (paused just after taking it): proper-lockfile sees it taken.
+  const slow = run(dir, ['create', '9a03'], { env: { NFSDCLTRACK_CRASH_AT: 'lock-taken:2000' } });
+  await new Promise((r) => setTimeout(r, 700));
+  t.ok(await lockfile.check(dir, opts), 'proper-lockfile sees our lock as held');
+  await t.rejects(lockfile.lock(dir, opts), { code: 'ELOCKED' }, 'and cannot take it');
+  t.equal((await slow).status, 0);
+  t.notOk(await lockfile.check(dir, opts), 'our writer released it');
+  fs.rmSync(root, { recursive: true, force: true });
+});

@@ -57,7 +57,8 @@ function tree(dir: string): string[] {
   return out.sort();
 }
 const firstLine = (f: string): string => fs.readFileSync(f, 'utf8').split('\n')[0];
-const interpreter = (f: string): string => firstLine(f).replace(/^#!\s*/, '').split(/\s+/)[0];
+/** The runtime a launcher names: the last word of its #! line (it may go through env -S). */
+const interpreter = (f: string): string => firstLine(f).replace(/^#!\s*/, '').trim().split(/\s+/).pop()!;
 
 /**
  * A fake checkout with a Bun-style build: the launcher names a runtime inside

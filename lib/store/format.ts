@@ -52,26 +52,24 @@ function seal(body: string): string {
   return `${body} ${crcHex(body)}\n`;
 }
 
-/** Value of a lowercase hex digit, or -1. */
-function hexDigit(c: number): number {
-  return c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
-}
-
 /**
  * Where the body of a sealed line ends (the space before its CRC), or -1 if
  * the CRC fails. By hand, without regex or string building: every call reads
- * the whole journal, and this is most of the cost of reading it.
+ * the whole journal, and this is most of the cost of reading it. bodyCrc: the
+ * CRC of the body, when the caller computed it from the bytes (crc32Bytes).
  */
-function sealedEnd(line: string): number {
+function sealedEnd(line: string, bodyCrc?: number): number {
   const sp = line.length - 9;
   if (sp < 0 || line.charCodeAt(sp) !== 32) return -1;
   let crc = 0;
   for (let i = sp + 1; i < line.length; i++) {
-    const d = hexDigit(line.charCodeAt(i));
+    // Lowercase hex digits, inline: this runs cold, once per line per call.
+    const c = line.charCodeAt(i);
+    const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
     if (d < 0) return -1;
     crc = crc * 16 + d;
   }
-  return crc32(line, 0, sp) === crc ? sp : -1;
+  return (bodyCrc ?? crc32(line, 0, sp)) === crc ? sp : -1;
 }
 
 /** The body of a sealed line (without CRC and newline), or null if the CRC fails. */
@@ -87,12 +85,11 @@ const pad = (n: number, w: number): string => String(n).padStart(w, '0');
 function isIdText(s: string, from: number, to: number): boolean {
   const n = to - from;
   if (n < 2 || n > 2048 || (n & 1) !== 0) return false;
-  for (let i = from; i < to; i++) if (hexDigit(s.charCodeAt(i)) < 0) return false;
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+  }
   return true;
-}
-function parseId(f: string): string | null {
-  if (f === '-') return '';
-  return isIdText(f, 0, f.length) ? f : null;
 }
 /** 1 to 16 decimal digits of s[from..to), or null. */
 function digits(s: string, from: number, to: number): number | null {
@@ -111,9 +108,6 @@ function parseCount(f: string | undefined): number | null {
 function parseTime(f: string | undefined): number | null {
   const n = parseCount(f);
   return n !== null && n <= MAX_TIME ? n : null;
-}
-function parseSession(f: string | undefined): boolean | null {
-  return f === '1' ? true : f === '0' ? false : null;
 }
 function parseKeyed(f: string | undefined, key: string): number | null {
   return f !== undefined && f.startsWith(key + '=') ? parseCount(f.slice(key.length + 1)) : null;
@@ -213,25 +207,46 @@ export function encodeJournalEntry(e: JournalEntry): string {
   return seal(`${e.gen} ${e.seq} ${e.op} ${id} ${stateFields(e.state)} ${stateFields(e.prev)}`);
 }
 
-function parseState(t: string | undefined, s: string | undefined): RecState | null | undefined {
-  if (t === '-' && s === '-') return null;
-  const time = parseTime(t);
-  const session = parseSession(s);
-  return time === null || session === null ? undefined : { time, session };
+/** The two state fields at line[from..to): "<time> <0|1>", "- -", or undefined when malformed. */
+function scanState(line: string, from: number, to: number): RecState | null | undefined {
+  if (to - from < 3 || line.charCodeAt(to - 2) !== 32) return undefined;
+  const s = line.charCodeAt(to - 1);
+  if (to - from === 3 && line.charCodeAt(from) === 45) return s === 45 ? null : undefined;
+  const time = digits(line, from, to - 2);
+  return time === null || time > MAX_TIME || (s !== 48 && s !== 49) ? undefined : { time, session: s === 49 };
 }
 
-export function decodeJournalEntry(line: string): JournalEntry | null {
-  const body = unseal(line);
-  if (body === null) return null;
-  const f = body.split(' ');
-  if (f.length !== 8) return null;
-  const gen = parseCount(f[0]);
-  const seq = parseCount(f[1]);
-  const op = f[2];
-  const id = parseId(f[3]);
-  const state = parseState(f[4], f[5]);
-  const prev = parseState(f[6], f[7]);
-  if (gen === null || seq === null || id === null || state === undefined || prev === undefined) return null;
+function scanOp(line: string, from: number, to: number): JournalOp | null {
+  for (const op of ['set', 'del', 'lost'] as const) if (op.length === to - from && line.startsWith(op, from)) return op;
+  return null;
+}
+
+/**
+ * An entry line, checked and decoded by scanning it once (indexOf for the
+ * spaces, no split): every upcall decodes the whole journal, in cold code.
+ * bodyCrc: as for sealedEnd.
+ */
+export function decodeJournalEntry(line: string, bodyCrc?: number): JournalEntry | null {
+  const sp = sealedEnd(line, bodyCrc);
+  if (sp < 0) return null;
+  // Spaces after gen, seq, op, id, time and session; the prev state follows.
+  const e1 = line.indexOf(' ');
+  const e2 = line.indexOf(' ', e1 + 1);
+  const e3 = line.indexOf(' ', e2 + 1);
+  const e4 = line.indexOf(' ', e3 + 1);
+  const e5 = line.indexOf(' ', e4 + 1);
+  const e6 = line.indexOf(' ', e5 + 1);
+  // Strictly increasing, or a space was missing (indexOf wrapped to -1 and back).
+  if (!(0 < e1 && e1 < e2 && e2 < e3 && e3 < e4 && e4 < e5 && e5 < e6 && e6 < sp)) return null;
+  const gen = digits(line, 0, e1);
+  const seq = digits(line, e1 + 1, e2);
+  const op = scanOp(line, e2 + 1, e3);
+  let id: string | null;
+  if (e4 - e3 === 2 && line.charCodeAt(e3 + 1) === 45) id = '';
+  else id = isIdText(line, e3 + 1, e4) ? line.slice(e3 + 1, e4) : null;
+  const state = scanState(line, e4 + 1, e6);
+  const prev = scanState(line, e6 + 1, sp);
+  if (gen === null || seq === null || op === null || id === null || state === undefined || prev === undefined) return null;
   if (op === 'set' && state !== null) return { gen, seq, op, id, state, prev };
   if (op === 'del' && state === null) return { gen, seq, op, id, state, prev };
   if (op === 'lost' && state === null && prev === null && id === '') return { gen, seq, op, id, state, prev };

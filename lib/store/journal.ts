@@ -1,4 +1,5 @@
 // Reading the journal and deciding what it proves. Pure: text in, facts out.
+import { crc32Bytes } from '../crc32';
 import {
   decodeJournalEntry,
   decodeJournalHeader,
@@ -24,8 +25,12 @@ export interface ParsedJournal {
   lastSeq: number;
 }
 
-/** Parse journal text decoded as latin1, so that string offsets are byte offsets. */
-export function parseJournal(text: string): ParsedJournal {
+/**
+ * Parse journal text decoded as latin1, so that string offsets are byte
+ * offsets; `bytes`, the same as read from the file, makes checking the CRCs
+ * cheaper.
+ */
+export function parseJournal(text: string, bytes?: Uint8Array): ParsedJournal {
   const entries: JournalEntry[] = [];
   const damage: number[] = [];
   let header: JournalHeader | null = null;
@@ -37,6 +42,7 @@ export function parseJournal(text: string): ParsedJournal {
     const nl = text.indexOf('\n', pos);
     if (nl < 0) break;
     const line = text.slice(pos, nl);
+    const start = pos;
     pos = nl + 1;
     if (first) {
       first = false;
@@ -46,7 +52,7 @@ export function parseJournal(text: string): ParsedJournal {
       if (header) gen = header.gen;
       if (header || line.startsWith('#')) continue;
     }
-    const e = decodeJournalEntry(line);
+    const e = decodeJournalEntry(line, bytes && nl - 9 >= start ? crc32Bytes(bytes, start, nl - 9) : undefined);
     if (!e) {
       damage.push(entries.length);
       continue;

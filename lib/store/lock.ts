@@ -1,13 +1,16 @@
-// The writers' lock: a proper-lockfile lock directory in the storage dir.
-// Every wait is bounded, because the kernel waits for us uninterruptibly: a
-// waiter gives up after `waitMs`; a holder that died stops refreshing the
-// lock's mtime and loses it after `staleMs`; a live holder refreshes it every
-// `staleMs / 3`, so a slow writer is never robbed.
+// The writers' lock: a directory, clients.lock, in the storage dir (the
+// protocol proper-lockfile uses: mkdir takes it, its mtime is the holder's
+// heartbeat). Every wait is bounded, because the kernel waits for us
+// uninterruptibly: a waiter gives up after `waitMs`; a holder that died stops
+// refreshing the lock's mtime and loses it after `staleMs`; a live holder
+// refreshes it every `staleMs / 3`, so a slow writer is never robbed.
 //
-// Taking over a stale lock is done here, not by proper-lockfile: its
-// stat-then-rmdir lets two waiters that both saw the dead lock remove it in
-// turn, the second one removing the lock the first had just taken, so both
-// would write at once (found in review; the contention test in
+// proper-lockfile itself is not used (docs/performance.md): loading it and its
+// asynchronous mkdir through the thread pool cost ~3.5 ms of a ~13 ms upcall,
+// its lockSync loads the stream modules (+8 ms), and its stat-then-rmdir
+// takeover of a stale lock lets two waiters that both saw the dead lock remove
+// it in turn, the second one removing the lock the first had just taken, so
+// both would write at once (found in review; the contention test in
 // test/faults-crash.ts sets up that race). Here a waiter first
 // claims the takeover of that particular lock instance (its inode and mtime)
 // with an exclusive mkdir, checks again that the same instance is still there
@@ -33,9 +36,11 @@ export const DEFAULT_LOCK: Omit<LockOptions, 'onCompromised'> = { waitMs: 10_000
 
 /** A held lock. */
 export interface HeldLock {
-  release(): Promise<void>;
+  release(): void;
   /** False once the lock directory we made is gone or replaced (one lstat). */
   stillHeld(): boolean;
+  /** Refresh the heartbeat if it is due: for long synchronous work. */
+  beat(): void;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -106,41 +111,75 @@ function sweepGuards(dir: string, staleMs: number): void {
   }
 }
 
-/** Take the lock; resolves to the held lock. */
+/**
+ * The lock directory we made, kept fresh: its mtime is our heartbeat, renewed
+ * every staleMs / 3 by an unref'd timer. The timer runs whenever the event
+ * loop does (a waiting or paused holder); a long synchronous stretch (a
+ * compaction) calls beat() itself.
+ */
+class Lock implements HeldLock {
+  private readonly timer: ReturnType<typeof setInterval>;
+  private lastBeat = Date.now();
+
+  constructor(
+    private readonly lockPath: string,
+    private readonly ino: number,
+    private readonly everyMs: number,
+    private readonly onCompromised: (err: Error) => void,
+  ) {
+    this.timer = setInterval(() => this.beat(), everyMs);
+    this.timer.unref();
+  }
+
+  stillHeld(): boolean {
+    try {
+      const st = fs.lstatSync(this.lockPath);
+      return st.isDirectory() && st.ino === this.ino;
+    } catch {
+      return false;
+    }
+  }
+
+  beat(): void {
+    const now = Date.now();
+    if (now - this.lastBeat < this.everyMs) return;
+    this.lastBeat = now;
+    if (!this.stillHeld()) {
+      clearInterval(this.timer);
+      this.onCompromised(new Error(`${this.lockPath} was removed or replaced by another process`));
+      return;
+    }
+    try {
+      fs.utimesSync(this.lockPath, now / 1000, now / 1000);
+    } catch {
+      /* the next beat, or the check before writing, finds out */
+    }
+  }
+
+  release(): void {
+    clearInterval(this.timer);
+    if (this.stillHeld()) removeQuietly(this.lockPath, true);
+  }
+}
+
+/**
+ * Take the lock: one mkdir when it is free. A waiter polls (a writer holds
+ * the lock for a few ms), takes over a stale lock, and gives up at waitMs.
+ * Synchronous file calls only: an upcall pays for no thread pool.
+ */
 export async function acquireLock(dir: string, opts: LockOptions): Promise<HeldLock> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const lockfile = require('proper-lockfile') as typeof import('proper-lockfile');
   const lockPath = path.join(dir, LOCK_NAME);
   const deadline = Date.now() + opts.waitMs;
   const staleMs = Math.max(2000, opts.staleMs);
   let pause = 1;
   for (;;) {
     try {
-      const release = await lockfile.lock(dir, {
-        lockfilePath: lockPath,
-        realpath: false,
-        retries: 0,
-        // proper-lockfile must never remove a lock itself (see above): its
-        // own staleness bound is put out of reach; ours is applied below.
-        stale: 1e12,
-        update: Math.max(1000, Math.floor(staleMs / 3)),
-        onCompromised: opts.onCompromised,
-      });
-      const mine = fs.lstatSync(lockPath).ino;
+      fs.mkdirSync(lockPath, 0o700);
+      const lock = new Lock(lockPath, fs.lstatSync(lockPath).ino, Math.floor(staleMs / 3), opts.onCompromised);
       if (Math.random() < 0.05) sweepGuards(dir, staleMs);
-      return {
-        release,
-        stillHeld: () => {
-          try {
-            const st = fs.lstatSync(lockPath);
-            return st.isDirectory() && st.ino === mine;
-          } catch {
-            return false;
-          }
-        },
-      };
+      return lock;
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       if (takeOverIfStale(dir, lockPath, staleMs)) continue;
       if (Date.now() >= deadline) {
         throw new ErrnoError(EREMOTEIO, `timed out after ${opts.waitMs} ms waiting for ${lockPath}`);

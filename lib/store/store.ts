@@ -15,7 +15,7 @@ import {
   type JournalEntry,
   type RecState,
 } from './format';
-import { fsyncDir, lexists, openAppend, openRead, openWrite, readAt, replaceSmallFile } from './fsutil';
+import { fsyncDir, lexists, openAppend, openRead, openWrite, readBytes, replaceSmallFile } from './fsutil';
 import { parseJournal, reclaimingDelta, resolveJournal, type JournalFacts, type ParsedJournal } from './journal';
 import { acquireLock, DEFAULT_LOCK, type HeldLock, type LockOptions } from './lock';
 import { SnapshotReader, writeSnapshotFile } from './snapshot';
@@ -78,8 +78,8 @@ function readJournal(file: string): JournalFile | null {
   const fd = openRead(file);
   if (fd === null) return null;
   try {
-    const text = readAt(fd, 0, fs.fstatSync(fd).size);
-    return { parsed: parseJournal(text), size: text.length };
+    const bytes = readBytes(fd, 0, fs.fstatSync(fd).size);
+    return { parsed: parseJournal(bytes.toString('latin1'), bytes), size: bytes.length };
   } finally {
     fs.closeSync(fd);
   }
@@ -156,6 +156,15 @@ export class Txn extends StoreView {
 
   private push(op: JournalEntry['op'], id: string, state: RecState | null, prev: RecState | null): void {
     this.pending.push({ gen: this.journalGen, seq: this.nextSeq + this.pending.length, op, id, state, prev });
+  }
+}
+
+/** Records passed through, keeping the lock's heartbeat going while a long compaction blocks the event loop. */
+function* withHeartbeat(records: Iterable<ClientRecord>, held: HeldLock): Generator<ClientRecord> {
+  let n = 0;
+  for (const r of records) {
+    if ((++n & 4095) === 0) held.beat();
+    yield r;
   }
 }
 
@@ -354,7 +363,7 @@ export class Store {
       return await fn();
     } finally {
       this.held = null;
-      await held.release().catch(() => undefined);
+      held.release();
       await crashPoint('lock-released');
     }
   }
@@ -495,7 +504,8 @@ export class Store {
     const tmp = path.join(this.dir, SNAPSHOT_TMP_NAME);
     await crashPoint('compaction-started');
     try {
-      writeSnapshotFile(tmp, gen, records);
+      writeSnapshotFile(tmp, gen, this.held ? withHeartbeat(records, this.held) : records);
+      this.held?.beat();
       await crashPoint('snapshot-temp-written');
       if (keepOld() && fs.existsSync(this.snapshotPath)) this.keepDamaged();
       fs.renameSync(tmp, this.snapshotPath);
