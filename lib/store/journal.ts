@@ -1,7 +1,6 @@
-// Reading the journal and deciding what it proves. Pure: text in, facts out.
-import { crc32Bytes } from '../crc32';
+// Reading the journal and deciding what it proves. Pure: bytes in, facts out.
 import {
-  decodeJournalEntry,
+  decodeJournalEntryAt,
   decodeJournalHeader,
   type JournalEntry,
   type JournalHeader,
@@ -25,34 +24,27 @@ export interface ParsedJournal {
   lastSeq: number;
 }
 
-/**
- * Parse journal text decoded as latin1, so that string offsets are byte
- * offsets; `bytes`, the same as read from the file, makes checking the CRCs
- * cheaper.
- */
-export function parseJournal(text: string, bytes?: Uint8Array): ParsedJournal {
+/** Parse a journal file's bytes (offsets in ParsedJournal are byte offsets). */
+export function parseJournal(bytes: Buffer): ParsedJournal {
   const entries: JournalEntry[] = [];
   const damage: number[] = [];
   let header: JournalHeader | null = null;
   let gen: number | null = null;
   let lastSeq = 0;
   let pos = 0;
-  let first = true;
   for (;;) {
-    const nl = text.indexOf('\n', pos);
+    const nl = bytes.indexOf(10, pos);
     if (nl < 0) break;
-    const line = text.slice(pos, nl);
     const start = pos;
     pos = nl + 1;
-    if (first) {
-      first = false;
+    if (start === 0) {
       // A damaged header costs nothing by itself: every entry carries its
       // gen, and the seq check below notices a lost first entry.
-      header = decodeJournalHeader(line);
+      header = decodeJournalHeader(bytes.toString('latin1', 0, nl));
       if (header) gen = header.gen;
-      if (header || line.startsWith('#')) continue;
+      if (header || bytes[0] === 35 /* # */) continue;
     }
-    const e = decodeJournalEntry(line, bytes && nl - 9 >= start ? crc32Bytes(bytes, start, nl - 9) : undefined);
+    const e = decodeJournalEntryAt(bytes, start, nl);
     if (!e) {
       damage.push(entries.length);
       continue;
@@ -62,7 +54,7 @@ export function parseJournal(text: string, bytes?: Uint8Array): ParsedJournal {
     lastSeq = e.seq;
     entries.push(e);
   }
-  const tail = text.slice(pos);
+  const tail = bytes.toString('latin1', pos);
   // An append cut short (a crash, a power cut) leaves a prefix of a valid
   // line, perhaps followed by zeros. Anything else after the last newline is
   // a damaged line that lost its newline: it may have been an acknowledged

@@ -79,7 +79,7 @@ function readJournal(file: string): JournalFile | null {
   if (fd === null) return null;
   try {
     const bytes = readBytes(fd, 0, fs.fstatSync(fd).size);
-    return { parsed: parseJournal(bytes.toString('latin1'), bytes), size: bytes.length };
+    return { parsed: parseJournal(bytes), size: bytes.length };
   } finally {
     fs.closeSync(fd);
   }
