@@ -33,6 +33,8 @@ export class SnapshotReader {
   damagedSeen = 0;
   /** Lines a stream skipped as older than its limit. */
   skipped = 0;
+  /** The last lookup: a write looks its client up twice (to decide, then to record the previous state). */
+  private last: { id: string; rec: RecState | null } | null = null;
 
   private constructor(readonly fd: number, readonly size: number) {
     const head = readAt(fd, 0, Math.min(size, 4096));
@@ -58,6 +60,13 @@ export class SnapshotReader {
 
   /** The record for an id, or null when absent (or its line is damaged). */
   lookup(id: string): RecState | null {
+    if (this.last?.id === id) return this.last.rec;
+    const rec = this.search(id);
+    this.last = { id, rec };
+    return rec;
+  }
+
+  private search(id: string): RecState | null {
     const key = keyOf(id);
     let lo = this.dataStart;
     let hi = this.dataEnd;
