@@ -380,7 +380,10 @@ function rssBench(sizeDir, size, theOps) {
  * freshly compacted stores (empty journals); between compactions the journal
  * grows to the threshold (128 KiB by default) and every call reads it whole.
  */
-const JOURNAL_KIB = [0, 32, 64, 120];
+// Up to just under the compaction threshold (32 KiB): the write that crosses
+// it compacts, so a call never sees more (and a measured v4.0 check, which
+// appends, must not compact).
+const JOURNAL_KIB = [0, 8, 16, 30];
 async function journalBench(lib) {
   const n = Math.min(10_000, BIG);
   const list = clients(n);
@@ -410,6 +413,8 @@ async function journalBench(lib) {
         let res = timeOnce(impl.cmd[0], [...impl.cmd.slice(1), '-s', dir, 'check', v41], envFor(impl, { NFSDCLTRACK_CLIENT_HAS_SESSION: 'Y' }));
         expectStatus(`${impl.key} check, journal ${kib} KiB`, res);
         results.journal[`${impl.key}:${kib}:check`].push(res.ms);
+        // A fresh copy: the check's own write would otherwise grow the journal run by run.
+        copyDir(path.join(base, `base-${kib}`), dir);
         res = timeOnce(impl.cmd[0], [...impl.cmd.slice(1), '-s', dir, 'check', v40[r % v40.length].id], envFor(impl, {}));
         expectStatus(`${impl.key} v4.0 check, journal ${kib} KiB`, res);
         results.journal[`${impl.key}:${kib}:check40`].push(res.ms);
@@ -584,7 +589,7 @@ function report() {
   if (results.journal.clients) {
     P(`## Cost of the journal's length (${fmtSize(results.journal.clients)} clients, median ms per call)`);
     P();
-    P('The tables above start from freshly compacted stores. Between compactions the journal grows up to the threshold, and every call reads and checks it whole (a v4.0 check twice: once to look, once under the lock):');
+    P('The tables above start from freshly compacted stores. Between compactions the journal grows up to the threshold (32 KiB), and every call reads and checks it whole; each v4.0 check runs on a fresh copy of its store:');
     P();
     P(`| command | implementation | ${JOURNAL_KIB.map((k) => `${k} KiB`).join(' | ')} |`);
     P(`|---|---|${JOURNAL_KIB.map(() => '---:').join('|')}|`);
