@@ -4,7 +4,7 @@
 //   node bench/run.mjs [--quick] [--runs N] [--storm-all] [--storm-cap S]
 //                      [--compact-bytes N] [--dist DIR] [--keep] [--out DIR]
 //
-//   --quick          smoke run (~1 min): 10 and 100,000 clients, 7 runs, a
+//   --quick          smoke run (~40 s): 10 and 100,000 clients, 7 runs, a
 //                    1,000-check storm; writes results.quick.md/latency.quick.svg
 //   --storm-all      also storm ours under the second runtime
 //   --storm-cap S    stop a storm after S seconds and extrapolate (150; quick 30)
@@ -16,7 +16,9 @@
 // a main.sqlite written with python3's sqlite3. Every timed call is one
 // process, spawned with the kernel's bare environment (no PATH), and the
 // implementations take turns call by call (interleaved), so that a noisy
-// neighbour hurts all of them alike. Medians throughout.
+// neighbour hurts all of them alike. Medians throughout. The reclaim storm is
+// followed by its floors: as many processes from as many callers, each only
+// starting (`bun -e 0`, `bun -e "require('fs')"`, ours with -h).
 //
 // The reference binary: $NFSDCLTRACK_REF, else /tmp/ref/sbin/nfsdcltrack,
 // else `apt-get download nfs-kernel-server` + `dpkg -x` into the work dir.
@@ -447,27 +449,9 @@ async function stormBench(lib) {
     const dir = path.join(dir0, impl.key);
     copyDir(path.join(dir0, impl.kind === 'c' ? 'proto-c' : 'proto-ours'), dir);
     const boot = Math.floor(Date.now() / 1000);
-    const start = process.hrtime.bigint();
-    let next = 0;
-    let bad = 0;
-    let done = 0;
-    const deadline = Date.now() + STORM_CAP_S * 1000;
-    const progress = setInterval(() => say(`storm ${impl.key}: ${done} of ${order.length} checks`), 30_000);
-    const worker = async () => {
-      while (next < order.length && Date.now() < deadline) {
-        const id = order[next++];
-        const status = await new Promise((resolve) => {
-          const p = spawn(impl.cmd[0], [...impl.cmd.slice(1), '-s', dir, 'check', id], { env: envFor(impl, {}), stdio: 'ignore' });
-          p.on('error', () => resolve(-1));
-          p.on('exit', (code) => resolve(code));
-        });
-        if (status !== 0) bad++;
-        done++;
-      }
-    };
-    await Promise.all(Array.from({ length: callers }, worker));
-    clearInterval(progress);
-    let checksMs = Number(process.hrtime.bigint() - start) / 1e6;
+    const run = await concurrently(order.length, callers, `storm ${impl.key}`, (i) => [impl.cmd[0], [...impl.cmd.slice(1), '-s', dir, 'check', order[i]], envFor(impl, {})]);
+    let checksMs = run.ms;
+    const { bad, done } = run;
     // Cut short (--storm-cap): the rest is extrapolated from the rate so far, and said so.
     const capped = done < order.length;
     if (capped) checksMs = (checksMs * order.length) / done;
@@ -480,6 +464,48 @@ async function stormBench(lib) {
     fs.rmSync(dir, { recursive: true, force: true });
   }
   Object.assign(results.storm, { clients: n, checks, callers });
+  // The same number of processes from the same callers, doing nothing but start:
+  // what any program under this runtime pays before it reads a byte.
+  const floors = [];
+  if (bunPath) {
+    floors.push({ key: 'bun0', label: '`bun -e 0`', cmd: [bunPath, '-e', '0'] });
+    floors.push({ key: 'bunfs', label: "`bun -e \"require('fs')\"`", cmd: [bunPath, '-e', "require('fs')"] });
+  }
+  floors.push({ key: 'help', label: 'ours: `dist/nfsdcltrack -h`', cmd: [launcher, '-h'] });
+  results.storm.floors = [];
+  for (const f of floors) {
+    const r = await concurrently(checks, callers, `storm floor ${f.key}`, () => [f.cmd[0], f.cmd.slice(1), kernelEnv({})]);
+    results.storm.floors.push({ label: f.label, ms: r.capped ? (r.ms * checks) / r.done : r.ms, capped: r.capped });
+    say(`storm floor ${f.key}: ${(r.ms / 1000).toFixed(1)} s`);
+  }
+}
+
+/**
+ * Spawn n processes, `callers` at a time, each as soon as a slot frees; stop
+ * starting new ones after STORM_CAP_S. spawnArgs(i) gives [command, args, env].
+ */
+async function concurrently(n, callers, what, spawnArgs) {
+  const start = process.hrtime.bigint();
+  const deadline = Date.now() + STORM_CAP_S * 1000;
+  let next = 0;
+  let bad = 0;
+  let done = 0;
+  const progress = setInterval(() => say(`${what}: ${done} of ${n}`), 30_000);
+  const worker = async () => {
+    while (next < n && Date.now() < deadline) {
+      const [cmd, args, env] = spawnArgs(next++);
+      const status = await new Promise((resolve) => {
+        const p = spawn(cmd, args, { env, stdio: 'ignore' });
+        p.on('error', () => resolve(-1));
+        p.on('exit', (code) => resolve(code));
+      });
+      if (status !== 0) bad++;
+      done++;
+    }
+  };
+  await Promise.all(Array.from({ length: callers }, worker));
+  clearInterval(progress);
+  return { ms: Number(process.hrtime.bigint() - start) / 1e6, bad, done, capped: done < n };
 }
 
 // --- the report -----------------------------------------------------------------
@@ -611,6 +637,14 @@ function report() {
     P(`| ${impl.short}${cut} | ${f2(s.checksMs / 1000)} | ${f2(s.gracedoneMs)} | ${f2(s.totalMs / 1000)} | ${f2(results.storm.checks / (s.checksMs / 1000))} | ${s.failed} |`);
   }
   P();
+  if (results.storm.floors?.length) {
+    P(`Start-up alone: ${fmtSize(results.storm.checks)} processes from ${results.storm.callers} callers, each doing nothing but start (exit status not checked):`);
+    P();
+    P('| process | total (s) |');
+    P('|---|---:|');
+    for (const f of results.storm.floors) P(`| ${f.label}${f.capped ? ' (extrapolated)' : ''} | ${f2(f.ms / 1000)} |`);
+    P();
+  }
   P(`## Peak RSS per call at ${fmtSize(results.rss.size ?? BIG)} clients (MiB, max of ${cfg.rssRuns})`);
   P();
   const rssOps = Object.keys(results.rss.ours ?? {});
