@@ -7,6 +7,7 @@ import { END_GRACE_FILE, liftGrace, parseGraceStart } from './grace';
 import { parseHexId } from './hex';
 import type { Logger } from './log';
 import type { RecState } from './store/format';
+import { namesIn } from './store/fsutil';
 import { ensureStorageDir, Store } from './store/store';
 import { strtol } from './strtol';
 
@@ -201,13 +202,7 @@ const LEGACY_PATH_MAX = 1023;
 function legacyGracedone(ctx: CommandContext): void {
   const topdir = ctx.env.NFSDCLTRACK_LEGACY_TOPDIR;
   if (topdir === undefined) return;
-  let names: string[];
-  try {
-    names = fs.readdirSync(topdir);
-  } catch {
-    return;
-  }
-  for (const name of names) {
+  for (const name of namesIn(topdir)) {
     // Joined as C does ("%s/%s"), not normalised: rmdir sees the same path.
     const entry = `${topdir}/${name}`;
     if (Buffer.byteLength(entry) > LEGACY_PATH_MAX) {

@@ -30,6 +30,16 @@ interface CaseDir {
   endGrace: string;
 }
 
+/** A case's directory: the command's store (a copy of the base one unless it starts fresh), a legacy recovery dir and an end-grace file. */
+async function caseDir(root: string, cmd: Cmd, base: string): Promise<CaseDir> {
+  const c: CaseDir = { root, store: path.join(root, 'store'), recdir: path.join(root, 'recdir'), endGrace: path.join(root, 'end_grace') };
+  if (!cmd.fresh) copyDir(path.join(base, 'store'), c.store);
+  await cmd.prep?.(c.store);
+  fs.mkdirSync(c.recdir);
+  fs.writeFileSync(c.endGrace, '');
+  return c;
+}
+
 const present = (session: boolean) => (s: RecState | null) => s !== null && s.session === session;
 const absent = (s: RecState | null) => s === null;
 
@@ -103,11 +113,7 @@ t.test('crash matrix: every command killed at every crash point', async (t) => {
   // The points each command passes, from a traced run of it.
   const reached = await pool(COMMANDS, 3, async (cmd, i) => {
     const root = tmpdir(`trace${i}`);
-    const c: CaseDir = { root, store: path.join(root, 'store'), recdir: path.join(root, 'recdir'), endGrace: path.join(root, 'end_grace') };
-    if (!cmd.fresh) copyDir(path.join(base, 'store'), c.store);
-    await cmd.prep?.(c.store);
-    fs.mkdirSync(c.recdir);
-    fs.writeFileSync(c.endGrace, '');
+    const c = await caseDir(root, cmd, base);
     const r = await run(c.store, cmd.args, { env: { ...cmd.env(c), NFSDCLTRACK_CRASH_AT: 'trace' } });
     fs.rmSync(root, { recursive: true, force: true });
     return new Set(tracedPoints(r));
@@ -122,11 +128,7 @@ t.test('crash matrix: every command killed at every crash point', async (t) => {
   const t0 = Date.now();
   await pool(cases, 10, async ({ cmd, point }, i) => {
     const root = tmpdir(`crash${i}`);
-    const c: CaseDir = { root, store: path.join(root, 'store'), recdir: path.join(root, 'recdir'), endGrace: path.join(root, 'end_grace') };
-    if (!cmd.fresh) copyDir(path.join(base, 'store'), c.store);
-    await cmd.prep?.(c.store);
-    fs.mkdirSync(c.recdir);
-    fs.writeFileSync(c.endGrace, '');
+    const c = await caseDir(root, cmd, base);
     const label = `${cmd.name} @ ${point}`;
     const fail = (m: string) => failures.push(`${label}: ${m}`);
     const env = cmd.env(c);
@@ -407,5 +409,37 @@ t.test("the lock is proper-lockfile's: each side waits for the other", async (t)
   await t.rejects(lockfile.lock(dir, opts), { code: 'ELOCKED' }, 'and cannot take it');
   t.equal((await slow).status, 0);
   t.notOk(await lockfile.check(dir, opts), 'our writer released it');
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
+t.test('a holder busy in synchronous work keeps its lock fresh, and sees it taken', async (t) => {
+  // A compaction blocks the event loop, so the heartbeat timer cannot fire:
+  // it calls beat() itself (store.ts, every 4,096 records).
+  const { acquireLock } = await import('../lib/store/lock');
+  const root = tmpdir('beat');
+  const lockPath = path.join(root, 'clients.lock');
+  const lost: Error[] = [];
+  const held = await acquireLock(root, { waitMs: 1000, staleMs: 2000, onCompromised: (e) => lost.push(e) });
+  const block = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  const old = Date.now() / 1000 - 10;
+  fs.utimesSync(lockPath, old, old);
+  held.beat();
+  t.ok(fs.statSync(lockPath).mtimeMs < Date.now() - 5000, 'no refresh before staleMs / 3 has passed');
+  block(700);
+  held.beat();
+  t.ok(fs.statSync(lockPath).mtimeMs > Date.now() - 1000, 'refreshed by beat() after staleMs / 3, the timer blocked');
+  t.same(lost, [], 'still ours');
+
+  // Another process took it over (a new directory in its place).
+  fs.rmdirSync(lockPath);
+  fs.mkdirSync(lockPath);
+  block(700);
+  held.beat();
+  t.equal(lost.length, 1, 'the takeover is reported once');
+  t.notOk(held.stillHeld());
+  held.beat();
+  t.equal(lost.length, 1, 'and only once');
+  held.release();
+  t.ok(fs.existsSync(lockPath), "release leaves the new holder's lock alone");
   fs.rmSync(root, { recursive: true, force: true });
 });

@@ -197,5 +197,5 @@ t.test('store file contents', async (t) => {
 
 t.test('summary', async (t) => {
   t.comment(`bad input: ${total} generated cases in all (seed ${SEED}; set NFSDCLTRACK_FAULTS_SEED to replay)`);
-  t.pass();
+  t.ok(total > 1000, `the generators produced cases (${total})`);
 });

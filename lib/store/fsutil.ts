@@ -15,6 +15,15 @@ export function openRead(path: string): number | null {
   }
 }
 
+/** The names in a directory; none when it cannot be read. */
+export function namesIn(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
 /** Does a name exist (a dangling symlink counts)? */
 export function lexists(path: string): boolean {
   try {

@@ -19,6 +19,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { EREMOTEIO, ErrnoError } from '../errno';
+import { namesIn } from './fsutil';
 
 export const LOCK_NAME = 'clients.lock';
 const TAKEOVER_PREFIX = `${LOCK_NAME}.takeover-`;
@@ -49,11 +50,13 @@ export interface HeldLock {
   beat(): void;
 }
 
-const SLEEPER = new Int32Array(new SharedArrayBuffer(4));
+let sleeper: Int32Array | null = null;
 /** Sleep; blocking the thread, or on a timer, which lets the event loop run meanwhile. */
 function sleep(ms: number, blocking: boolean): Promise<void> | void {
   if (!blocking) return new Promise((r) => setTimeout(r, ms));
-  Atomics.wait(SLEEPER, 0, 0, ms);
+  // Made on first use: an uncontended writer never sleeps.
+  sleeper ??= new Int32Array(new SharedArrayBuffer(4));
+  Atomics.wait(sleeper, 0, 0, ms);
 }
 
 function lstatOrNull(p: string): fs.Stats | null {
@@ -108,13 +111,7 @@ function takeOverIfStale(dir: string, lockPath: string, staleMs: number): boolea
 
 /** Remove takeover guards left by waiters killed mid-takeover (we hold the lock). */
 function sweepGuards(dir: string, staleMs: number): void {
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir);
-  } catch {
-    return;
-  }
-  for (const n of names) {
+  for (const n of namesIn(dir)) {
     if (!n.startsWith(TAKEOVER_PREFIX)) continue;
     const p = path.join(dir, n);
     const g = lstatOrNull(p);
@@ -131,6 +128,7 @@ function sweepGuards(dir: string, staleMs: number): void {
 class Lock implements HeldLock {
   private readonly timer: ReturnType<typeof setInterval>;
   private lastBeat = Date.now();
+  private lost = false;
 
   constructor(
     private readonly lockPath: string,
@@ -138,7 +136,7 @@ class Lock implements HeldLock {
     private readonly everyMs: number,
     private readonly onCompromised: (err: Error) => void,
   ) {
-    this.timer = setInterval(() => this.beat(), everyMs);
+    this.timer = setInterval(() => this.refresh(), everyMs);
     this.timer.unref();
   }
 
@@ -151,11 +149,17 @@ class Lock implements HeldLock {
     }
   }
 
+  /** Rate-limited, for callers in a loop: refresh once staleMs / 3 has passed since the last time. */
   beat(): void {
+    if (Date.now() - this.lastBeat >= this.everyMs) this.refresh();
+  }
+
+  private refresh(): void {
+    if (this.lost) return;
     const now = Date.now();
-    if (now - this.lastBeat < this.everyMs) return;
     this.lastBeat = now;
     if (!this.stillHeld()) {
+      this.lost = true;
       clearInterval(this.timer);
       this.onCompromised(new Error(`${this.lockPath} was removed or replaced by another process`));
       return;
