@@ -24,42 +24,22 @@ import * as path from 'path';
 import { execFile, spawnSync } from 'child_process';
 import { strtol } from '../lib/strtol';
 import { privateProgram } from './lib/built';
+import { loudSkip, referenceProgram } from './lib/reference';
 
 const SEQUENCES = Number(process.env.NFSDCLTRACK_DIFF_SEQUENCES ?? 60);
 const OPS = Number(process.env.NFSDCLTRACK_DIFF_OPS ?? 50);
 const PARALLEL = Number(process.env.NFSDCLTRACK_DIFF_PARALLEL ?? 3);
 const SEED = Number(process.env.NFSDCLTRACK_TEST_SEED ?? 20261124);
-const REF_CACHE = process.env.NFSDCLTRACK_REF_DIR ?? path.join(os.tmpdir(), 'nfsdcltrack-ref-nfs-utils');
 
 function skip(why: string): void {
-  const msg = `SKIP differential test: ${why}`;
-  process.stderr.write(`\n${'!'.repeat(72)}\n!!! ${msg}\n${'!'.repeat(72)}\n\n`);
-  t.comment(`!!! ${msg}`);
-  t.skip(msg, () => {});
+  loudSkip(t, `differential test: ${why}`);
 }
 
 /** The reference binary, fetched and unpacked once per machine; null (with the reason) when impossible. */
 function referenceBinary(): { bin: string } | { why: string } {
-  const bin = path.join(REF_CACHE, 'sbin', 'nfsdcltrack');
-  if (!fs.existsSync(bin)) {
-    const work = fs.mkdtempSync(path.join(os.tmpdir(), 'nfsdcltrack-ref-fetch-'));
-    try {
-      const dl = spawnSync('apt-get', ['download', 'nfs-kernel-server'], { cwd: work, encoding: 'utf8', timeout: 120_000 });
-      const deb = fs.readdirSync(work).find((f) => f.startsWith('nfs-kernel-server') && f.endsWith('.deb'));
-      if (dl.error || dl.status !== 0 || !deb) return { why: `apt-get download nfs-kernel-server failed: ${dl.error?.message ?? dl.stderr.trim()}` };
-      const unpacked = path.join(work, 'root');
-      const x = spawnSync('dpkg', ['-x', path.join(work, deb), unpacked], { encoding: 'utf8' });
-      if (x.error || x.status !== 0) return { why: `dpkg -x failed: ${x.error?.message ?? x.stderr.trim()}` };
-      try {
-        fs.renameSync(unpacked, REF_CACHE);
-      } catch {
-        /* another run got there first */
-      }
-    } finally {
-      fs.rmSync(work, { recursive: true, force: true });
-    }
-  }
-  if (!fs.existsSync(bin)) return { why: `no ${bin} in the package` };
+  const ref = referenceProgram('sbin/nfsdcltrack');
+  if ('why' in ref) return ref;
+  const { bin } = ref;
   const probe = fs.mkdtempSync(path.join(os.tmpdir(), 'nfsdcltrack-ref-probe-'));
   try {
     const r = spawnSync(bin, ['-s', path.join(probe, 's'), 'check', 'ab'], { env: {}, encoding: 'utf8' });
