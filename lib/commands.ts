@@ -10,6 +10,7 @@ import type { RecState } from './store/format';
 import { namesIn } from './store/fsutil';
 import { ensureStorageDir, Store } from './store/store';
 import { strtol } from './strtol';
+import { created, memberships } from './tracking';
 
 export interface CommandContext {
   storagedir: string;
@@ -84,7 +85,10 @@ async function create(ctx: CommandContext, id: string): Promise<number> {
   let count: number | null;
   try {
     count = await store.mutate((tx) => {
-      tx.put(id, { time: store.time(), session });
+      const prev = tx.get(id);
+      // A princhash the daemon recorded in this epoch stays: the upcall has none to give.
+      const ph = prev && prev.epoch === tx.epochs.current ? (prev.ph ?? null) : null;
+      tx.put(id, created(prev, tx.epochs, { time: store.time(), session, ph }));
       return graceStart === null ? null : tx.countReclaiming(graceStart);
     });
   } catch (e) {
@@ -108,12 +112,15 @@ async function check(ctx: CommandContext, id: string): Promise<number> {
   const session = hasSession(ctx.env);
   let writable = true;
   if (!session && (fs.existsSync(store.snapshotPath) || fs.existsSync(store.journalPath))) {
-    // A v4.0 client's record gets a fresh time, so gracedone keeps it: look
-    // it up and refresh it in one pass under the lock.
+    // A v4.0 client's record gets a fresh time, so gracedone keeps it, and
+    // a place in the current epoch, as nfsdcld's Check gives it: look it up
+    // and refresh it in one pass under the lock.
     try {
       const rec = await store.mutate((tx) => {
         const r = tx.get(id);
-        if (r && r.time !== store.time()) tx.put(id, { time: store.time(), session: r.session });
+        if (r && (r.time !== store.time() || r.epoch !== tx.epochs.current)) {
+          tx.put(id, created(r, tx.epochs, { time: store.time(), session: r.session, ph: memberships(r, tx.epochs)[0].ph }));
+        }
         return r;
       });
       return rec ? 0 : checkLegacy(ctx, store, id, session);
@@ -160,7 +167,7 @@ async function checkLegacy(ctx: CommandContext, store: Store, id: string, sessio
     return statusFor(EPERM);
   }
   try {
-    await store.mutate((tx) => tx.put(id, { time: session ? 0 : store.time(), session }));
+    await store.mutate((tx) => tx.put(id, created(tx.get(id), tx.epochs, { time: session ? 0 : store.time(), session, ph: null })));
   } catch (e) {
     return failure(ctx, 'Failed to insert client', e, EPERM);
   }

@@ -71,10 +71,15 @@ export function parseDebugFacilities(value: string | undefined, warn: Warn): num
   return mask;
 }
 
-/** The [nfsdcltrack] settings of an already loaded configuration. */
+/**
+ * The [nfsdcltrack] settings of an already loaded configuration. One store
+ * serves both kernel interfaces, so that a fallback from the daemon to the
+ * upcall (or back) loses no client: without [nfsdcltrack] storagedir the
+ * upcall uses [nfsdcld] storagedir, and the daemon the other way round.
+ */
 export function trackConfigFrom(conf: NfsConf, warn: Warn): TrackConfig {
   const mask = parseDebugFacilities(conf.get('nfsdcltrack', 'debug'), warn);
-  const storagedir = conf.get('nfsdcltrack', 'storagedir');
+  const storagedir = conf.get('nfsdcltrack', 'storagedir') ?? conf.get('nfsdcld', 'storagedir');
   const cfg: TrackConfig = { debug: mask !== 0 };
   if (storagedir !== undefined) cfg.storagedir = storagedir;
   return cfg;
@@ -86,7 +91,28 @@ export function trackConfigFrom(conf: NfsConf, warn: Warn): TrackConfig {
  * never sets it), else /etc/nfs.conf. Never throws.
  */
 export function loadTrackConfig(env: Env, warn: Warn): TrackConfig {
+  return trackConfigFrom(loadConf(env, warn), warn);
+}
+
+function loadConf(env: Env, warn: Warn): NfsConf {
   const override = env.NFSDCLTRACK_CONF_FILE;
-  const main = override !== undefined && override !== '' ? override : DEFAULT_NFS_CONF;
-  return trackConfigFrom(loadNfsConf(main, env, warn), warn);
+  return loadNfsConf(override !== undefined && override !== '' ? override : DEFAULT_NFS_CONF, env, warn);
+}
+
+export interface CldConfig extends TrackConfig {
+  /** [general] pipefs-directory */
+  pipefsDir?: string;
+}
+
+/** The daemon's settings, as nfsdcld reads them: [nfsdcld] storagedir and debug, [general] pipefs-directory. */
+export function loadCldConfig(env: Env, warn: Warn): CldConfig {
+  const conf = loadConf(env, warn);
+  // nfsdcld reads debug as a number (conf_get_num): any value above 0 enables it.
+  const debug = Number.parseInt(conf.get('nfsdcld', 'debug') ?? '0', 10) > 0;
+  const cfg: CldConfig = { debug };
+  const storagedir = conf.get('nfsdcld', 'storagedir') ?? conf.get('nfsdcltrack', 'storagedir');
+  if (storagedir !== undefined) cfg.storagedir = storagedir;
+  const pipefs = conf.get('general', 'pipefs-directory');
+  if (pipefs !== undefined) cfg.pipefsDir = pipefs;
+  return cfg;
 }

@@ -22,6 +22,8 @@ export const CRASH_POINTS = [
   'legacy-inserted',
   'legacy-removed',
   'end-grace-written',
+  'cld-committed',
+  'cld-grace-started',
 ] as const;
 export type CrashPoint = (typeof CRASH_POINTS)[number];
 

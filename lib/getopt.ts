@@ -15,7 +15,75 @@ export interface KernelArgs {
   error?: string;
 }
 
-const LONG: ReadonlyArray<{ name: string; short: string; hasArg: boolean }> = [
+export interface OptionSpec {
+  name: string;
+  short: string;
+  hasArg: boolean;
+}
+
+/**
+ * GNU getopt_long over `spec`: calls apply(short, value) for each option,
+ * collects operands, and stops at -h (help) or the first error, which it
+ * returns as getopt would print it.
+ */
+export function getoptLong(
+  argv: readonly string[],
+  spec: readonly OptionSpec[],
+  prog: string,
+  apply: (short: string, value?: string) => void,
+  operands: string[],
+): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--') {
+      operands.push(...argv.slice(i + 1));
+      break;
+    }
+    if (arg.startsWith('--')) {
+      const eq = arg.indexOf('=');
+      const name = arg.slice(2, eq < 0 ? undefined : eq);
+      const exact = spec.find((o) => o.name === name);
+      const matches = exact ? [exact] : spec.filter((o) => o.name.startsWith(name));
+      if (matches.length !== 1) {
+        return matches.length === 0 ? `${prog}: unrecognized option '${arg}'` : `${prog}: option '${arg}' is ambiguous`;
+      }
+      const opt = matches[0];
+      if (!opt.hasArg) {
+        if (eq >= 0) return `${prog}: option '--${opt.name}' doesn't allow an argument`;
+        apply(opt.short);
+        if (opt.short === 'h') return undefined;
+      } else if (eq >= 0) {
+        apply(opt.short, arg.slice(eq + 1));
+      } else if (i + 1 < argv.length) {
+        apply(opt.short, argv[++i]);
+      } else {
+        return `${prog}: option '--${opt.name}' requires an argument`;
+      }
+      continue;
+    }
+    if (arg.length > 1 && arg[0] === '-') {
+      for (let j = 1; j < arg.length; j++) {
+        const c = arg[j];
+        const opt = spec.find((o) => o.short === c);
+        if (!opt) return `${prog}: invalid option -- '${c}'`;
+        if (!opt.hasArg) {
+          apply(c);
+          if (c === 'h') return undefined;
+          continue;
+        }
+        if (j + 1 < arg.length) apply(c, arg.slice(j + 1));
+        else if (i + 1 < argv.length) apply(c, argv[++i]);
+        else return `${prog}: option requires an argument -- '${c}'`;
+        break;
+      }
+      continue;
+    }
+    operands.push(arg);
+  }
+  return undefined;
+}
+
+const LONG: readonly OptionSpec[] = [
   { name: 'help', short: 'h', hasArg: false },
   { name: 'debug', short: 'd', hasArg: false },
   { name: 'foreground', short: 'f', hasArg: false },
@@ -24,70 +92,19 @@ const LONG: ReadonlyArray<{ name: string; short: string; hasArg: boolean }> = [
 
 export function parseKernelArgs(argv: readonly string[], prog = 'nfsdcltrack'): KernelArgs {
   const out: KernelArgs = { help: false, debug: false, foreground: false, operands: [] };
-  const apply = (short: string, value?: string): void => {
-    if (short === 'h') out.help = true;
-    else if (short === 'd') out.debug = true;
-    else if (short === 'f') out.foreground = true;
-    else out.storagedir = value;
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === '--') {
-      out.operands.push(...argv.slice(i + 1));
-      break;
-    }
-    if (arg.startsWith('--')) {
-      const eq = arg.indexOf('=');
-      const name = arg.slice(2, eq < 0 ? undefined : eq);
-      const exact = LONG.find((o) => o.name === name);
-      const matches = exact ? [exact] : LONG.filter((o) => o.name.startsWith(name));
-      if (matches.length !== 1) {
-        out.error = matches.length === 0
-          ? `${prog}: unrecognized option '${arg}'`
-          : `${prog}: option '${arg}' is ambiguous`;
-        return out;
-      }
-      const opt = matches[0];
-      if (!opt.hasArg) {
-        if (eq >= 0) {
-          out.error = `${prog}: option '--${opt.name}' doesn't allow an argument`;
-          return out;
-        }
-        apply(opt.short);
-        if (out.help) return out;
-      } else if (eq >= 0) {
-        apply(opt.short, arg.slice(eq + 1));
-      } else if (i + 1 < argv.length) {
-        apply(opt.short, argv[++i]);
-      } else {
-        out.error = `${prog}: option '--${opt.name}' requires an argument`;
-        return out;
-      }
-      continue;
-    }
-    if (arg.length > 1 && arg[0] === '-') {
-      for (let j = 1; j < arg.length; j++) {
-        const c = arg[j];
-        if (c === 'h' || c === 'd' || c === 'f') {
-          apply(c);
-          if (out.help) return out;
-        } else if (c === 's') {
-          if (j + 1 < arg.length) apply('s', arg.slice(j + 1));
-          else if (i + 1 < argv.length) apply('s', argv[++i]);
-          else {
-            out.error = `${prog}: option requires an argument -- 's'`;
-            return out;
-          }
-          break;
-        } else {
-          out.error = `${prog}: invalid option -- '${c}'`;
-          return out;
-        }
-      }
-      continue;
-    }
-    out.operands.push(arg);
-  }
+  const error = getoptLong(
+    argv,
+    LONG,
+    prog,
+    (short, value) => {
+      if (short === 'h') out.help = true;
+      else if (short === 'd') out.debug = true;
+      else if (short === 'f') out.foreground = true;
+      else out.storagedir = value;
+    },
+    out.operands,
+  );
+  if (error !== undefined) out.error = error;
   return out;
 }
 

@@ -63,6 +63,8 @@ export interface Logger {
 }
 
 export interface LoggerOptions {
+  /** The syslog tag and stderr prefix. Default IDENT. */
+  ident?: string;
   foreground?: boolean;
   debug?: boolean;
   /** Environment; only NFSDCLTRACK_SYSLOG_SOCKET (a test hook) is read. Default process.env. */
@@ -148,12 +150,13 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   const loggerPath = opts.loggerPath ?? LOGGER_PATH;
   const timeoutMs = opts.timeoutMs ?? LOGGER_TIMEOUT_MS;
   const stderrFd = opts.stderrFd ?? 2;
+  const ident = opts.ident ?? IDENT;
   let foreground = !!opts.foreground;
   let pending: Pending[] = [];
   let dropped = 0;
   let spawns = 0;
 
-  const toStderr = (msg: string): void => writeAll(stderrFd, `${IDENT}: ${msg}\n`);
+  const toStderr = (msg: string): void => writeAll(stderrFd, `${ident}: ${msg}\n`);
 
   const emit = (severity: number, msg: string): void => {
     if (foreground) {
@@ -183,7 +186,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       spawns++;
       // Failures (ENOENT for a missing logger, ETIMEDOUT, a non-zero exit)
       // are reported in the result, which we deliberately ignore.
-      spawnSync(loggerPath, [`--id=${process.pid}`, '-t', IDENT, '--prio-prefix', '-u', socket], {
+      spawnSync(loggerPath, [`--id=${process.pid}`, '-t', ident, '--prio-prefix', '-u', socket], {
         input: loggerInput(msgs),
         stdio: ['pipe', 'ignore', 'ignore'],
         timeout: timeoutMs,

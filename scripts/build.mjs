@@ -91,6 +91,11 @@ await esbuild.build({
 });
 await esbuild.build({ ...common, absWorkingDir: root, entryPoints: ['lib/admin/index.ts'], outfile: path.join(dist, 'admin.js'), plugins: [directBuiltins] });
 fs.chmodSync(path.join(dist, 'cli.js'), 0o755);
+// The cld daemon (dist/nfsdcld.js, run by the dist/nfsdcld launcher) runs
+// Node: it starts once, so start-up does not count; Node's steady-state
+// latency, memory and stream support for the pipe decided it
+// (docs/performance.md). Its first-start import shares admin.js.
+await esbuild.build({ ...common, absWorkingDir: root, entryPoints: ['nfsdcld.ts'], outfile: path.join(dist, 'nfsdcld.js'), plugins: [adminExternal, directBuiltins] });
 
 /** dist/cli.bun.js + dist/cli.bun.js.jsc: the same bundle, as Bun bytecode. */
 function buildBunBytecode() {
@@ -196,7 +201,9 @@ const launcher = path.join(dist, 'nfsdcltrack');
 const launcherText = useBun ? `${bunShebang(bunRuntime)}\nrequire('./cli.bun.js');\n` : `#!${nodeRuntime}\nrequire('./node-launch.js');\n`;
 fs.writeFileSync(launcher, launcherText, { mode: 0o755 });
 fs.chmodSync(launcher, 0o755);
-const order = ['admin.js', 'cli.js', 'cli.js.v8cache', 'node-launch.js', 'cli.bun.js.jsc', 'cli.bun.js', 'nfsdcltrack'];
+fs.writeFileSync(path.join(dist, 'nfsdcld'), `#!${nodeRuntime}\nrequire('./nfsdcld.js');\n`, { mode: 0o755 });
+fs.chmodSync(path.join(dist, 'nfsdcld'), 0o755);
+const order = ['admin.js', 'cli.js', 'cli.js.v8cache', 'node-launch.js', 'cli.bun.js.jsc', 'cli.bun.js', 'nfsdcld.js', 'nfsdcld', 'nfsdcltrack'];
 for (const f of order) if (fs.existsSync(path.join(dist, f))) fs.renameSync(path.join(dist, f), path.join(finalDist, f));
 // Files of the other runtime's launcher, from an earlier build, go.
 if (!useBun) for (const f of ['cli.bun.js', 'cli.bun.js.jsc']) fs.rmSync(path.join(finalDist, f), { force: true });

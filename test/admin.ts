@@ -116,7 +116,7 @@ t.test('status', async (t) => {
   t.match(r.stdout, /^journal: +gen 1, 6 entries, \d+ B/m);
   t.match(r.stdout, /^snapshot: +gen 1, 0 record\(s\)/m);
   t.match(r.stdout, /^lock: +free$/m);
-  t.match(r.stdout, /^format: +v1$/m);
+  t.match(r.stdout, /^format: +v2$/m);
   const j = JSON.parse(run(['-s', dir, 'status', '--json', '--boot-time', '1']).stdout);
   t.equal(j.clients, 4);
   t.equal(j.v40, 2);

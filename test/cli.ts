@@ -74,7 +74,7 @@ function readStore(dir: string): Disk {
     if (prevKey !== null && keyOf(rec.id) <= prevKey) throw new Error('snapshot not sorted');
     prevKey = keyOf(rec.id);
     if (!rec.session) v40++;
-    records.set(rec.id, { time: rec.time, session: rec.session });
+    records.set(rec.id, { time: rec.time, session: rec.session, epoch: rec.epoch, ph: rec.ph, older: rec.older });
   }
   if (records.size !== header.records || v40 !== header.v40) throw new Error('snapshot header counts are wrong');
   const jLines = fs.readFileSync(path.join(dir, 'clients.journal'), 'latin1').split('\n');
@@ -373,7 +373,7 @@ t.test('legacy transition on check', async (t) => {
   fs.writeFileSync(rec('file'), '');
   t.equal(status(['-s', s, 'check', 'c1'], { NFSDCLTRACK_LEGACY_RECDIR: rec('c1'), NFSDCLTRACK_CLIENT_HAS_SESSION: 'Y' }), 0, 'recdir exists: allowed');
   t.notOk(fs.existsSync(rec('c1')), 'recdir removed');
-  t.same(readStore(s).records.get('c1'), { time: 0, session: true }, 'session client inserted with time 0');
+  t.same(readStore(s).records.get('c1'), { time: 0, session: true, epoch: 1, ph: null, older: null }, 'session client inserted with time 0, in the current epoch');
   const t0 = now();
   t.equal(status(['-s', s, 'check', 'c2'], { NFSDCLTRACK_LEGACY_RECDIR: rec('c2') }), 0);
   const c2 = readStore(s).records.get('c2');

@@ -286,24 +286,31 @@ const idArb = fc.oneof(
   { weight: 1, arbitrary: fc.uint8Array({ minLength: 1000, maxLength: MAX_ID_BYTES }).map((b) => Buffer.from(b).toString('hex')) },
 );
 const timeArb = fc.oneof(fc.constantFrom(0, 1, MAX_TIME, 1700000000), fc.integer({ min: 0, max: MAX_TIME }));
-const stateArb: fc.Arbitrary<RecState> = fc.record({ time: timeArb, session: fc.boolean() });
+const phArb = fc.option(fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => Buffer.from(b).toString('hex')));
+const epochArb = fc.oneof(fc.constantFrom(1, 2, Number.MAX_SAFE_INTEGER), fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }));
+/** States as the decoders return them: every epoch field filled in. */
+const stateArb: fc.Arbitrary<RecState> = fc
+  .record({ time: timeArb, session: fc.boolean(), epoch: epochArb, ph: phArb, older: fc.option(fc.record({ epoch: epochArb, ph: phArb })) })
+  .map((s) => (s.older && s.older.epoch >= s.epoch ? { ...s, older: s.epoch > 1 ? { epoch: s.epoch - 1, ph: s.older.ph } : null } : s));
+const epochsArb = fc.tuple(epochArb, fc.nat()).map(([current, r]) => ({ current, recovery: r % current }));
 const countArb = fc.oneof(fc.constantFrom(0, 1, Number.MAX_SAFE_INTEGER), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }));
 const entryArb: fc.Arbitrary<JournalEntry> = fc.oneof(
   fc.record({ gen: countArb, seq: countArb, op: fc.constant('set' as const), id: idArb, state: stateArb, prev: fc.option(stateArb) }),
   fc.record({ gen: countArb, seq: countArb, op: fc.constant('del' as const), id: idArb, state: fc.constant(null), prev: fc.option(stateArb) }),
   fc.record({ gen: countArb, seq: countArb, op: fc.constant('lost' as const), id: fc.constant(''), state: fc.constant(null), prev: fc.constant(null) }),
+  fc.record({ gen: countArb, seq: countArb, op: fc.constant('grace' as const), id: fc.constant(''), state: fc.constant(null), prev: fc.constant(null), epochs: epochsArb }),
 );
 
 /** Every line a codec writes, with the decoder that must read it back. */
 type Encoded = { line: string; decode: (l: string) => unknown; value: unknown };
 const encodedArb: fc.Arbitrary<Encoded> = fc.oneof(
-  fc.record({ id: idArb, time: timeArb, session: fc.boolean() }).map((r) => ({ line: encodeRecord(r), decode: decodeRecord, value: r })),
+  fc.tuple(idArb, stateArb).map(([id, st]) => ({ id, ...st })).map((r) => ({ line: encodeRecord(r), decode: decodeRecord, value: r })),
   entryArb.map((e) => ({ line: encodeJournalEntry(e), decode: decodeJournalEntry, value: e })),
-  countArb.map((gen) => ({ line: encodeJournalHeader(gen), decode: decodeJournalHeader, value: { version: 1, gen } })),
+  countArb.map((gen) => ({ line: encodeJournalHeader(gen), decode: decodeJournalHeader, value: { version: 2, gen } })),
   fc
-    .record({ gen: countArb, records: fc.integer({ min: 0, max: 9_999_999_999 }), v40: fc.nat(), times: fc.integer({ min: 0, max: 9_999_999_999 }) })
+    .record({ gen: countArb, records: fc.integer({ min: 0, max: 9_999_999_999 }), v40: fc.nat(), times: fc.integer({ min: 0, max: 9_999_999_999 }), epochs: epochsArb })
     .filter((h) => h.v40 <= h.records)
-    .map((h) => ({ line: encodeSnapshotHeader(h), decode: decodeSnapshotHeader, value: { version: 1, ...h } })),
+    .map((h) => ({ line: encodeSnapshotHeader(h), decode: decodeSnapshotHeader, value: { version: 2, ...h } })),
   fc
     .record({ time: timeArb, count: fc.integer({ min: 0, max: 9_999_999_999 }) })
     .map((x) => ({ line: encodeTimeLine(x.time, x.count), decode: decodeTimeLine, value: x })),
@@ -324,6 +331,7 @@ t.test('store codecs', async (t) => {
     );
     t.pass('1500 lines read back');
     t.equal(encodeSnapshotHeader({ gen: 5, records: 1, v40: 0, times: 1 }).length, SNAPSHOT_HEADER_BYTES, 'fixed-width snapshot header');
+    t.equal(encodeSnapshotHeader({ gen: 5, records: 1, v40: 0, times: 1, epochs: { current: 9e15, recovery: 8e15 } }).length, SNAPSHOT_HEADER_BYTES);
     t.equal(encodeTimeLine(MAX_TIME, 9_999_999_999).length, TIME_LINE_BYTES, 'fixed-width time line');
     t.equal(encodeTimeLine(0, 0).length, TIME_LINE_BYTES);
   });
@@ -363,13 +371,39 @@ t.test('store codecs', async (t) => {
     t.equal(decodeRecord(sealed(`abcd ${MAX_TIME + 1} 1`)), null, 'time past MAX_TIME');
     t.equal(decodeRecord(sealed('abcd 5 1 x')), null, 'extra field');
     t.equal(decodeRecord(sealed('a1'.repeat(MAX_ID_BYTES + 1) + ' 5 1')), null, 'id over 1024 bytes');
-    t.same(decodeRecord(sealed('- 5 1')), { id: '', time: 5, session: true }, '"-" is the empty id');
+    t.same(decodeRecord(sealed('- 5 1 1 - - -')), { id: '', time: 5, session: true, epoch: 1, ph: null, older: null }, '"-" is the empty id');
+    const ph = 'ab'.repeat(32);
+    t.equal(decodeRecord(sealed('abcd 5 1 0 - - -')), null, 'epoch 0');
+    t.equal(decodeRecord(sealed('abcd 5 1 3 - 3 -')), null, 'older epoch not older');
+    t.equal(decodeRecord(sealed(`abcd 5 1 3 ${ph.slice(2)} - -`)), null, 'princhash of 31 bytes');
+    t.equal(decodeRecord(sealed('abcd 5 1 3 - 2')), null, 'older princhash missing');
+    t.equal(decodeRecord(sealed('abcd 5 1 3 - - x')), null, 'older princhash without its epoch');
+    t.same(decodeRecord(sealed(`abcd 5 0 3 ${ph} 2 -`)), { id: 'abcd', time: 5, session: false, epoch: 3, ph, older: { epoch: 2, ph: null } }, 'both memberships');
+    t.same(decodeJournalEntry(sealed('1 1 grace - 3 2')), { gen: 1, seq: 1, op: 'grace', id: '', state: null, prev: null, epochs: { current: 3, recovery: 2 } });
+    t.equal(decodeJournalEntry(sealed('1 1 grace - 3 3')), null, 'recovery not older than current');
+    t.equal(decodeJournalEntry(sealed('1 1 grace ab 3 2')), null, 'grace with an id');
+    t.equal(decodeJournalEntry(sealed('1 1 set ab 5 1 2 - - - - -')), null, 'a version 2 state and a version 1 one');
     t.equal(decodeJournalEntry(sealed('1 1 set ab - - - -')), null, 'set without a state');
     t.equal(decodeJournalEntry(sealed('1 1 del ab 5 1 - -')), null, 'del with a state');
     t.equal(decodeJournalEntry(sealed('1 1 lost ab - - - -')), null, 'lost with an id');
     t.equal(decodeJournalEntry(sealed('1 1 put ab 5 1 - -')), null, 'unknown op');
-    t.equal(decodeJournalHeader(sealed('#nfsdcltrack-journal v2 gen=1')), null, 'unknown version');
+    t.equal(decodeJournalHeader(sealed('#nfsdcltrack-journal v3 gen=1')), null, 'unknown version');
     t.equal(decodeSnapshotHeader(sealed('#nfsdcltrack-snapshot v1 gen=0000000000000001 records=0000000001 v40=0000000002 times=0000000000')), null, 'v40 > records');
+    t.equal(decodeSnapshotHeader(sealed('#nfsdcltrack-snapshot v2 gen=0000000000000001 records=0000000001 v40=0000000000 times=0000000000')), null, 'v2 without epochs');
+  });
+
+  await t.test('version 1 lines (written before the cld daemon) read as members of epoch 1', async (t) => {
+    const sealed = (body: string) => `${body} ${crcHex(body)}`;
+    const v1 = { epoch: 1, ph: null, older: null };
+    t.same(decodeRecord(sealed('abcd 5 1')), { id: 'abcd', time: 5, session: true, ...v1 });
+    t.same(decodeJournalHeader(sealed('#nfsdcltrack-journal v1 gen=7')), { version: 1, gen: 7 });
+    t.same(decodeSnapshotHeader(sealed('#nfsdcltrack-snapshot v1 gen=0000000000000002 records=0000000001 v40=0000000001 times=0000000000')), {
+      version: 1, gen: 2, records: 1, v40: 1, times: 0, epochs: { current: 1, recovery: 0 },
+    });
+    t.same(decodeJournalEntry(sealed('2 1 set ab 5 1 4 0')), { gen: 2, seq: 1, op: 'set', id: 'ab', state: { time: 5, session: true, ...v1 }, prev: { time: 4, session: false, ...v1 } });
+    t.same(decodeJournalEntry(sealed('2 2 del ab - - 5 1')), { gen: 2, seq: 2, op: 'del', id: 'ab', state: null, prev: { time: 5, session: true, ...v1 } });
+    t.same(decodeJournalEntry(sealed('2 3 lost - - - - -')), { gen: 2, seq: 3, op: 'lost', id: '', state: null, prev: null });
+    t.notOk(decodeJournalEntry(sealed('2 3 set ab 5 1 -')), 'short v1 state');
   });
 
   await t.test('journal entries: the scanning decoder agrees with the grammar', async (t) => {
@@ -377,20 +411,40 @@ t.test('store codecs', async (t) => {
     // runs cold on every upcall), so it is checked against this on sealed
     // bodies made of well-formed fields, near misses, and entries with one
     // field replaced.
-    const ENTRY = /^(\d{1,16}) (\d{1,16}) (set|del|lost) (-|(?:[0-9a-f]{2}){1,1024}) (?:(\d{1,16}) ([01])|- -) (?:(\d{1,16}) ([01])|- -)$/;
-    const state = (time: string | undefined, sess: string | undefined) =>
-      time === undefined ? null : Number(time) > MAX_TIME ? undefined : { time: Number(time), session: sess === '1' };
+    const N = '(\\d{1,16})';
+    const PH = '(-|[0-9a-f]{64})';
+    const V2 = `(?:${N} ([01]) ${N} ${PH} (?:${N} ${PH}|- -)|- - - - - -)`;
+    const V1 = `(?:${N} ([01])|- -)`;
+    const HEAD = `^${N} ${N} (set|del|lost) (-|(?:[0-9a-f]{2}){1,1024})`;
+    const ENTRY2 = new RegExp(`${HEAD} ${V2} ${V2}$`);
+    const ENTRY1 = new RegExp(`${HEAD} ${V1} ${V1}$`);
+    const GRACE = new RegExp(`^${N} ${N} grace - ${N} ${N}$`);
+    const ph = (p: string | undefined) => (p === undefined || p === '-' ? null : p);
+    const state = (f: (string | undefined)[]) => {
+      const [time, sess, epoch, p, oe, op] = f;
+      if (time === undefined) return null;
+      if (Number(time) > MAX_TIME || (epoch !== undefined && Number(epoch) < 1) || (oe !== undefined && !(Number(oe) >= 1 && Number(oe) < Number(epoch)))) return undefined;
+      return { time: Number(time), session: sess === '1', epoch: epoch === undefined ? 1 : Number(epoch), ph: ph(p), older: oe === undefined ? null : { epoch: Number(oe), ph: ph(op) } };
+    };
     const model = (body: string): JournalEntry | null => {
-      const m = ENTRY.exec(body);
+      const g = GRACE.exec(body);
+      if (g) {
+        const [current, recovery] = [Number(g[3]), Number(g[4])];
+        return current >= 1 && recovery < current ? { gen: Number(g[1]), seq: Number(g[2]), op: 'grace', id: '', state: null, prev: null, epochs: { current, recovery } } : null;
+      }
+      const m2 = ENTRY2.exec(body);
+      const m1 = m2 ? null : ENTRY1.exec(body);
+      const m = m2 ?? m1;
       if (!m) return null;
-      const [op, id, st, prev] = [m[3] as JournalEntry['op'], m[4] === '-' ? '' : m[4], state(m[5], m[6]), state(m[7], m[8])];
+      const w = m2 ? 6 : 2;
+      const [op, id, st, prev] = [m[3] as JournalEntry['op'], m[4] === '-' ? '' : m[4], state(m.slice(5, 5 + w)), state(m.slice(5 + w, 5 + 2 * w))];
       if (st === undefined || prev === undefined) return null;
       const e = { gen: Number(m[1]), seq: Number(m[2]), op, id, state: st, prev };
       if (op === 'set') return st ? e : null;
       if (op === 'del') return st ? null : e;
       return !st && !prev && id === '' ? e : null;
     };
-    const token = fc.constantFrom('-', '0', '1', '2', '01', '12', 'set', 'del', 'lost', 'se', 'ab', 'abc', 'AB', '', ' ', '5 1', '- -', '1  1',
+    const token = fc.constantFrom('-', '0', '1', '2', '01', '12', 'set', 'del', 'lost', 'grace', 'se', 'ab', 'abc', 'AB', '', ' ', '5 1', '- -', '1  1', 'ab'.repeat(32), '- - - - - -', '5 1 2 - - -', '5 0 3 - 2 -',
       String(MAX_TIME), String(MAX_TIME + 1), '9'.repeat(16), '9'.repeat(17));
     const soup = fc.array(token, { minLength: 1, maxLength: 10 }).map((ts) => ts.join(' '));
     const replaced = fc.tuple(entryArb, fc.nat(), token).map(([e, at, tok]) => {

@@ -14,7 +14,7 @@ import { LegacyError, readLegacyDb } from './sqlite';
 import { analyzeStore, errorsOf, formatFinding, repairStore } from './verify';
 import { OK, PROBLEM, resolveStoragedir, stdio, USAGE_ERROR, UsageError, type Out } from './util';
 
-export { importIfLegacy } from './migrate';
+export { importAtDaemonStart, importIfLegacy } from './migrate';
 
 export interface AdminContext {
   env: Record<string, string | undefined>;

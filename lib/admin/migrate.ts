@@ -183,3 +183,11 @@ export async function importIfLegacy(dir: string, log?: StoreLog): Promise<numbe
   log?.warn(`imported ${r.total} client record(s) from ${legacy} (nfs-utils ${db.kind} schema ${db.schema}); that file is left as it was`);
   return r.total;
 }
+
+/**
+ * For the daemon's start: what the C programs' stores held, imported into a
+ * store that has nothing yet, once, as nfsdcld does at its first start.
+ */
+export async function importAtDaemonStart(dir: string, _env: Record<string, string | undefined>, log: StoreLog): Promise<void> {
+  await importIfLegacy(dir, log);
+}

@@ -1,26 +1,55 @@
-// The store's text formats (FORMAT_VERSION 1). Every line ends in a space and
-// the CRC-32 of everything before that space, as 8 lowercase hex digits, so a
-// torn or damaged line is recognised on its own. Pure: no I/O here.
+// The store's text formats (FORMAT_VERSION 2; version 1 files, written before
+// the cld daemon, are read as well). Every line ends in a space and the CRC-32
+// of everything before that space, as 8 lowercase hex digits, so a torn or
+// damaged line is recognised on its own. Pure: no I/O here.
 //
 // clients.snap, sorted the way `LC_ALL=C sort` sorts it:
-//   #nfsdcltrack-snapshot v1 gen=<16 digits> records=<10> v40=<10> times=<10> <crc>
-//   <hexid|-> <time> <has_session 0|1> <crc>          one per client, by id
+//   #nfsdcltrack-snapshot v2 gen=<16 digits> records=<10> v40=<10> times=<10> current=<16> recovery=<16> <crc>
+//   <hexid|-> <time> <sess 0|1> <epoch> <princhash|-> <older epoch|-> <older princhash|-> <crc>   one per client, by id
 //   ~ <time, 11 digits> <count, 10 digits> <crc>        session clients with time <= <time>
 // clients.journal, append-only:
-//   #nfsdcltrack-journal v1 gen=<gen> <crc>
-//   <gen> <seq> set <hexid|-> <time> <sess> <prevtime|-> <prevsess|-> <crc>
-//   <gen> <seq> del <hexid|-> - - <prevtime|-> <prevsess|-> <crc>
-//   <gen> <seq> lost - - - - - <crc>     barrier: what came before is unproven
+//   #nfsdcltrack-journal v2 gen=<gen> <crc>
+//   <gen> <seq> set <hexid|-> <state> <prev state> <crc>
+//   <gen> <seq> del <hexid|-> - - - - - - <prev state> <crc>
+//   <gen> <seq> lost - - - - - - - - - - - - - <crc>     barrier: what came before is unproven
+//   <gen> <seq> grace - <current epoch> <recovery epoch> <crc>
+// where a state is "<time> <sess> <epoch> <princhash|-> <older epoch|-> <older princhash|->"
+// and "- - - - - -" for none. Version 1 lines lack the epoch fields (a record
+// line is "<hexid|-> <time> <sess>", a state "<time> <sess>"): they are read
+// as members of epoch 1, the epoch a store starts in, with no princhash.
+//
+// Epochs are nfsdcld's (lib/tracking.ts): a client is recorded in the
+// current epoch and, during grace, may also be in the recovery epoch. A
+// membership in any other epoch is dead, and so is a record with no live one.
 import { crc32, crc32Bytes, crcHex } from '../crc32';
 
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
+/** Versions this code reads. */
+const READ_VERSIONS = ['v1', 'v2'];
 /** Latest time a record may carry: 11 digits, year 5138. */
 export const MAX_TIME = 99_999_999_999;
 
+/** A client's place in one of nfsdcld's epochs (its rec-<epoch> table). */
+export interface Membership {
+  epoch: number;
+  /** SHA-256 of the client's Kerberos principal, as 64 hex digits; null when none was given. */
+  ph: string | null;
+}
 export interface RecState {
   time: number;
   session: boolean;
+  /** The epoch of its latest create (default 1: version 1 records), with its princhash (default null). */
+  epoch?: number;
+  ph?: string | null;
+  /** Its membership in an older epoch, kept while that epoch may still be live (recovery). */
+  older?: Membership | null;
 }
+export interface Epochs {
+  current: number;
+  /** 0 when not in grace. */
+  recovery: number;
+}
+export const INITIAL_EPOCHS: Epochs = { current: 1, recovery: 0 };
 export interface ClientRecord extends RecState {
   id: string;
 }
@@ -31,12 +60,14 @@ export interface SnapshotHeader {
   records: number;
   v40: number;
   times: number;
+  /** The epochs at the time the snapshot was written (version 1: INITIAL_EPOCHS). */
+  epochs: Epochs;
 }
 export interface JournalHeader {
   version: number;
   gen: number;
 }
-export type JournalOp = 'set' | 'del' | 'lost';
+export type JournalOp = 'set' | 'del' | 'lost' | 'grace';
 export interface JournalEntry {
   gen: number;
   seq: number;
@@ -46,6 +77,25 @@ export interface JournalEntry {
   state: RecState | null;
   /** State the writer saw before this entry (null: absent). */
   prev: RecState | null;
+  /** The new epochs, for `grace`. */
+  epochs?: Epochs;
+}
+
+const sameMembership = (a: Membership | null | undefined, b: Membership | null | undefined): boolean =>
+  (a ?? null) === (b ?? null) || (!!a && !!b && a.epoch === b.epoch && a.ph === b.ph);
+
+/** Do two states say the same? (Absent epoch fields mean their defaults.) */
+export function sameState(a: RecState | null, b: RecState | null): boolean {
+  return (
+    a === b ||
+    (a !== null &&
+      b !== null &&
+      a.time === b.time &&
+      a.session === b.session &&
+      (a.epoch ?? 1) === (b.epoch ?? 1) &&
+      (a.ph ?? null) === (b.ph ?? null) &&
+      sameMembership(a.older, b.older))
+  );
 }
 
 function seal(body: string): string {
@@ -110,10 +160,11 @@ function parseKeyed(f: string | undefined, key: string): number | null {
 // --- snapshot ---------------------------------------------------------------
 
 /** Fixed width, so a streaming writer can fill it in after the records. */
-export function encodeSnapshotHeader(h: Omit<SnapshotHeader, 'version'>): string {
+export function encodeSnapshotHeader(h: Omit<SnapshotHeader, 'version' | 'epochs'> & { epochs?: Epochs }): string {
+  const ep = h.epochs ?? INITIAL_EPOCHS;
   return seal(
     `#nfsdcltrack-snapshot v${FORMAT_VERSION} gen=${pad(h.gen, 16)} records=${pad(h.records, 10)} ` +
-      `v40=${pad(h.v40, 10)} times=${pad(h.times, 10)}`,
+      `v40=${pad(h.v40, 10)} times=${pad(h.times, 10)} current=${pad(ep.current, 16)} recovery=${pad(ep.recovery, 16)}`,
   );
 }
 export const SNAPSHOT_HEADER_BYTES = encodeSnapshotHeader({ gen: 0, records: 0, v40: 0, times: 0 }).length;
@@ -122,41 +173,89 @@ export function decodeSnapshotHeader(line: string): SnapshotHeader | null {
   const body = unseal(line);
   if (body === null) return null;
   const f = body.split(' ');
-  if (f.length !== 6 || f[0] !== '#nfsdcltrack-snapshot' || f[1] !== `v${FORMAT_VERSION}`) return null;
+  const version = READ_VERSIONS.indexOf(f[1]) + 1;
+  if (f[0] !== '#nfsdcltrack-snapshot' || version === 0 || f.length !== (version === 1 ? 6 : 8)) return null;
   const gen = parseKeyed(f[2], 'gen');
   const records = parseKeyed(f[3], 'records');
   const v40 = parseKeyed(f[4], 'v40');
   const times = parseKeyed(f[5], 'times');
   if (gen === null || records === null || v40 === null || times === null || v40 > records) return null;
-  return { version: FORMAT_VERSION, gen, records, v40, times };
+  if (version === 1) return { version, gen, records, v40, times, epochs: INITIAL_EPOCHS };
+  const current = parseKeyed(f[6], 'current');
+  const recovery = parseKeyed(f[7], 'recovery');
+  if (current === null || recovery === null || !validEpochs({ current, recovery })) return null;
+  return { version, gen, records, v40, times, epochs: { current, recovery } };
 }
+
+/** The current epoch is at least 1, and the recovery epoch, when there is one, older. */
+export const validEpochs = (e: Epochs): boolean => e.current >= 1 && e.recovery < e.current;
+
+const epochFields = (s: RecState): string => {
+  const o = s.older;
+  return `${s.epoch ?? 1} ${s.ph ?? '-'} ${o ? o.epoch : '-'} ${o ? (o.ph ?? '-') : '-'}`;
+};
 
 export function encodeRecord(r: ClientRecord): string {
-  return seal(`${idField(r.id)} ${r.time} ${r.session ? 1 : 0}`);
+  return seal(`${idField(r.id)} ${r.time} ${r.session ? 1 : 0} ${epochFields(r)}`);
 }
 
+const PH_CHARS = 64;
+/** A princhash field s[from..to): "-" (none: null) or 64 lowercase hex digits; undefined when malformed. */
+function phText(s: string, from: number, to: number): string | null | undefined {
+  if (to - from === 1 && s.charCodeAt(from) === 45) return null;
+  return to - from === PH_CHARS && isIdText(s, from, to) ? s.slice(from, to) : undefined;
+}
+
+/**
+ * The epoch fields "<epoch> <ph|-> <older epoch|-> <older ph|->" of s[from..to)
+ * into r; false when malformed. The older membership is older than the epoch.
+ */
+function epochsInto(r: RecState, s: string, from: number, to: number): boolean {
+  const a = s.indexOf(' ', from);
+  const b = a < 0 ? -1 : s.indexOf(' ', a + 1);
+  const c = b < 0 ? -1 : s.indexOf(' ', b + 1);
+  const d = c < 0 ? -1 : s.indexOf(' ', c + 1);
+  if (c < 0 || c >= to || (d >= 0 && d < to)) return false;
+  const epoch = digits(s, from, a);
+  const ph = phText(s, a + 1, b);
+  if (epoch === null || epoch < 1 || ph === undefined) return false;
+  r.epoch = epoch;
+  r.ph = ph;
+  if (b + 2 === c && s.charCodeAt(b + 1) === 45) {
+    if (c + 2 !== to || s.charCodeAt(c + 1) !== 45) return false;
+    r.older = null;
+    return true;
+  }
+  const oe = digits(s, b + 1, c);
+  const oph = phText(s, c + 1, to);
+  if (oe === null || oe < 1 || oe >= epoch || oph === undefined) return false;
+  r.older = { epoch: oe, ph: oph };
+  return true;
+}
 
 /**
  * A record line, checked and decoded without split, regex or intermediate
  * strings (only the id): compaction decodes every line of the snapshot, and
  * the garbage of 100,000 naive decodes made up half the process's peak memory.
+ * A version 1 line (no epoch fields) is a member of epoch 1.
  */
 export function decodeRecord(line: string): ClientRecord | null {
   const sp = sealedEnd(line);
-  if (sp < 5 || line.charCodeAt(sp - 2) !== 32) return null;
-  const sess = line.charCodeAt(sp - 1);
-  if (sess !== 48 && sess !== 49) return null;
-  const tEnd = sp - 2;
-  const idEnd = line.lastIndexOf(' ', tEnd - 1);
-  const time = idEnd < 1 ? null : digits(line, idEnd + 1, tEnd);
-  if (time === null || time > MAX_TIME) return null;
+  const idEnd = sp < 0 ? -1 : line.indexOf(' ');
+  const tEnd = idEnd < 1 ? -1 : line.indexOf(' ', idEnd + 1);
+  if (tEnd < 0 || tEnd + 2 > sp) return null;
+  const time = digits(line, idEnd + 1, tEnd);
+  const sess = line.charCodeAt(tEnd + 1);
+  if (time === null || time > MAX_TIME || (sess !== 48 && sess !== 49)) return null;
   let id: string;
   if (idEnd === 1 && line.charCodeAt(0) === 45) id = '';
   else if (isIdText(line, 0, idEnd)) id = line.slice(0, idEnd);
   else return null;
-  return { id, time, session: sess === 49 };
+  const rec: ClientRecord = { id, time, session: sess === 49, epoch: 1, ph: null, older: null };
+  if (tEnd + 2 === sp) return rec;
+  if (line.charCodeAt(tEnd + 2) !== 32 || !epochsInto(rec, line, tEnd + 3, sp)) return null;
+  return rec;
 }
-
 
 /** The sort key of a record line (its first field), without decoding it. */
 export function recordKey(line: string): string {
@@ -190,13 +289,16 @@ export function decodeJournalHeader(line: string): JournalHeader | null {
   if (body === null) return null;
   const f = body.split(' ');
   const gen = parseKeyed(f[2], 'gen');
-  if (f.length !== 3 || f[0] !== '#nfsdcltrack-journal' || f[1] !== `v${FORMAT_VERSION}` || gen === null) return null;
-  return { version: FORMAT_VERSION, gen };
+  const version = READ_VERSIONS.indexOf(f[1]) + 1;
+  if (f.length !== 3 || f[0] !== '#nfsdcltrack-journal' || version === 0 || gen === null) return null;
+  return { version, gen };
 }
 
-const stateFields = (s: RecState | null): string => (s ? `${s.time} ${s.session ? 1 : 0}` : '- -');
+const NO_STATE = '- - - - - -';
+const stateFields = (s: RecState | null): string => (s ? `${s.time} ${s.session ? 1 : 0} ${epochFields(s)}` : NO_STATE);
 
 export function encodeJournalEntry(e: JournalEntry): string {
+  if (e.op === 'grace') return seal(`${e.gen} ${e.seq} grace - ${e.epochs!.current} ${e.epochs!.recovery}`);
   const id = e.op === 'lost' ? '-' : idField(e.id);
   return seal(`${e.gen} ${e.seq} ${e.op} ${id} ${stateFields(e.state)} ${stateFields(e.prev)}`);
 }
@@ -212,17 +314,32 @@ function numberAt(b: Uint8Array, from: number, to: number): number | null {
   return n;
 }
 
-/** The two state fields at b[from..to): "<time> <0|1>", "- -", or undefined when malformed. */
-function stateAt(b: Uint8Array, from: number, to: number): RecState | null | undefined {
-  if (to - from < 3 || b[to - 2] !== 32) return undefined;
-  const s = b[to - 1];
-  if (to - from === 3 && b[from] === 45) return s === 45 ? null : undefined;
-  const time = numberAt(b, from, to - 2);
-  return time === null || time > MAX_TIME || (s !== 48 && s !== 49) ? undefined : { time, session: s === 49 };
+const isDash = (b: Uint8Array, from: number, to: number): boolean => to - from === 1 && b[from] === 45;
+
+/**
+ * A state at b[from..to): "<time> <0|1>" (version 1) or that and the four
+ * epoch fields; "- -" or "- - - - - -" for none. `spaces` are the positions of
+ * the spaces inside it. Undefined when malformed.
+ */
+function stateAt(b: Buffer, from: number, to: number, spaces: number[]): RecState | null | undefined {
+  const n = spaces.length;
+  if (n !== 1 && n !== 5) return undefined;
+  const f = (i: number): [number, number] => [i === 0 ? from : spaces[i - 1] + 1, i === n ? to : spaces[i]];
+  let dashes = 0;
+  for (let i = 0; i <= n; i++) if (isDash(b, ...f(i))) dashes++;
+  if (dashes === n + 1) return null;
+  const [t0, t1] = f(0);
+  const [s0, s1] = f(1);
+  const time = numberAt(b, t0, t1);
+  const s = s1 - s0 === 1 ? b[s0] : 0;
+  if (time === null || time > MAX_TIME || (s !== 48 && s !== 49)) return undefined;
+  const state: RecState = { time, session: s === 49, epoch: 1, ph: null, older: null };
+  if (n === 1) return state;
+  return epochsInto(state, b.toString('latin1', spaces[1] + 1, to), 0, to - spaces[1] - 1) ? state : undefined;
 }
 
 function opAt(b: Uint8Array, from: number, to: number): JournalOp | null {
-  for (const op of ['set', 'del', 'lost'] as const) {
+  for (const op of ['set', 'del', 'lost', 'grace'] as const) {
     let i = 0;
     while (i < op.length && b[from + i] === op.charCodeAt(i)) i++;
     if (i === op.length && from + i === to) return op;
@@ -232,7 +349,7 @@ function opAt(b: Uint8Array, from: number, to: number): JournalOp | null {
 
 /** The id field b[from..to): "-" for the empty id, or 1 to 1024 bytes in lowercase hex. */
 function idAt(b: Buffer, from: number, to: number): string | null {
-  if (to - from === 1 && b[from] === 45) return '';
+  if (isDash(b, from, to)) return '';
   if (to - from < 2 || to - from > 2048 || ((to - from) & 1) !== 0) return null;
   for (let i = from; i < to; i++) {
     const c = b[i]; // lowercase hex, inline: a call per byte costs more than the test
@@ -253,21 +370,31 @@ export function decodeJournalEntryAt(b: Buffer, from: number, to: number): Journ
     crc = crc * 16 + d;
   }
   if (crc32Bytes(b, from, sp) !== crc) return null;
-  // Spaces after gen, seq, op, id, time and session; the prev state follows.
-  const e1 = b.indexOf(32, from);
-  const e2 = b.indexOf(32, e1 + 1);
-  const e3 = b.indexOf(32, e2 + 1);
-  const e4 = b.indexOf(32, e3 + 1);
-  const e5 = b.indexOf(32, e4 + 1);
-  const e6 = b.indexOf(32, e5 + 1);
-  if (!(from < e1 && e1 < e2 && e2 < e3 && e3 < e4 && e4 < e5 && e5 < e6 && e6 < sp)) return null;
-  const gen = numberAt(b, from, e1);
-  const seq = numberAt(b, e1 + 1, e2);
-  const op = opAt(b, e2 + 1, e3);
-  const id = idAt(b, e3 + 1, e4);
-  const state = stateAt(b, e4 + 1, e6);
-  const prev = stateAt(b, e6 + 1, sp);
-  if (gen === null || seq === null || op === null || id === null || state === undefined || prev === undefined) return null;
+  // Spaces between the body's fields: gen, seq, op, id, then the two states
+  // (2 fields each in version 1, 6 in version 2) or a grace entry's epochs.
+  const spaces: number[] = [];
+  for (let i = b.indexOf(32, from); i >= 0 && i < sp && spaces.length < 16; i = b.indexOf(32, i + 1)) spaces.push(i);
+  if (spaces.length < 5 || spaces[0] === from) return null;
+  for (let i = 1; i < spaces.length; i++) if (spaces[i] === spaces[i - 1] + 1) return null;
+  if (spaces[spaces.length - 1] + 1 >= sp) return null;
+  const gen = numberAt(b, from, spaces[0]);
+  const seq = numberAt(b, spaces[0] + 1, spaces[1]);
+  const op = opAt(b, spaces[1] + 1, spaces[2]);
+  const id = idAt(b, spaces[2] + 1, spaces[3]);
+  if (gen === null || seq === null || op === null || id === null) return null;
+  if (op === 'grace') {
+    if (spaces.length !== 5 || id !== '') return null;
+    const current = numberAt(b, spaces[3] + 1, spaces[4]);
+    const recovery = numberAt(b, spaces[4] + 1, sp);
+    if (current === null || recovery === null || !validEpochs({ current, recovery })) return null;
+    return { gen, seq, op, id, state: null, prev: null, epochs: { current, recovery } };
+  }
+  const per = spaces.length === 7 ? 2 : spaces.length === 15 ? 6 : 0;
+  if (per === 0) return null;
+  const mid = spaces[3 + per];
+  const state = stateAt(b, spaces[3] + 1, mid, spaces.slice(4, 3 + per));
+  const prev = stateAt(b, mid + 1, sp, spaces.slice(4 + per));
+  if (state === undefined || prev === undefined) return null;
   if (op === 'set' && state !== null) return { gen, seq, op, id, state, prev };
   if (op === 'del' && state === null) return { gen, seq, op, id, state, prev };
   if (op === 'lost' && state === null && prev === null && id === '') return { gen, seq, op, id, state, prev };

@@ -2,6 +2,7 @@
 import {
   decodeJournalEntryAt,
   decodeJournalHeader,
+  type Epochs,
   type JournalEntry,
   type JournalHeader,
   type RecState,
@@ -64,28 +65,32 @@ export function parseJournal(bytes: Buffer): ParsedJournal {
   return { header, entries, damage, completeEnd: pos, tornBytes: tail.length, damagedTail, gen, lastSeq };
 }
 
-/** Field by field, the shape of a journal line (without its newline). */
-const FIELD_PREFIX: RegExp[] = [
-  /^[0-9]*$/, // gen
-  /^[0-9]*$/, // seq
-  /^(?:s|se|set|d|de|del|l|lo|los|lost)?$/,
-  /^(?:-|[0-9a-f]*)$/, // id
-  /^(?:-|[0-9]*)$/, // time
-  /^[01-]?$/,
-  /^(?:-|[0-9]*)$/, // prev time
-  /^[01-]?$/,
-  /^[0-9a-f]{0,8}$/, // crc
-];
-const FIELD_FULL: RegExp[] = [/^[0-9]+$/, /^[0-9]+$/, /^(?:set|del|lost)$/, /^(?:-|(?:[0-9a-f]{2})+)$/, /^(?:-|[0-9]+)$/, /^[01-]$/, /^(?:-|[0-9]+)$/, /^[01-]$/];
+// Field by field, the shapes of a journal line (without its CRC): a complete
+// field and a prefix of one, for each layout a writer may have been cut short in.
+const TIME = ['-|[0-9]+', '-|[0-9]*'];
+const SESS = ['[01-]', '[01-]?'];
+const PH = ['-|[0-9a-f]{64}', '-|[0-9a-f]{0,64}'];
+const V1_STATE = [TIME, SESS];
+const V2_STATE = [TIME, SESS, TIME, PH, TIME, PH];
+const HEAD = [['[0-9]+', '[0-9]*'], ['[0-9]+', '[0-9]*']];
+const ID = ['-|(?:[0-9a-f]{2})+', '-|[0-9a-f]*'];
+const OPS = ['set|del|lost', '(?:s|se|set|d|de|del|l|lo|los|lost)?'];
+const LAYOUTS: RegExp[][][] = [
+  [...HEAD, OPS, ID, ...V1_STATE, ...V1_STATE],
+  [...HEAD, OPS, ID, ...V2_STATE, ...V2_STATE],
+  [...HEAD, ['grace', '(?:g|gr|gra|grac|grace)?'], ['-', '-?'], ['[0-9]+', '[0-9]*'], ['[0-9]+', '[0-9]*']],
+].map((fields) => [...fields, ['[0-9a-f]{8}', '[0-9a-f]{0,8}']].map(([full, prefix]) => [new RegExp(`^(?:${full})$`), new RegExp(`^(?:${prefix})$`)]));
 
 /** Could `tail` be the start of an entry line whose write was cut short? */
 export function isTornPrefix(tail: string): boolean {
   const t = tail.replace(/\0+$/, '');
   if (t.includes('\0')) return false;
   const f = t.split(' ');
-  if (f.length > FIELD_PREFIX.length) return false;
-  for (let i = 0; i < f.length - 1; i++) if (!FIELD_FULL[i].test(f[i])) return false;
-  return FIELD_PREFIX[f.length - 1].test(f[f.length - 1]);
+  return LAYOUTS.some((layout) => {
+    if (f.length > layout.length) return false;
+    for (let i = 0; i < f.length - 1; i++) if (!layout[i][0].test(f[i])) return false;
+    return layout[f.length - 1][1].test(f[f.length - 1]);
+  });
 }
 
 export interface JournalFacts {
@@ -103,6 +108,8 @@ export interface JournalFacts {
   stale: boolean;
   /** A writer should append a `lost` barrier so that what it writes next is proven. */
   needsBarrier: boolean;
+  /** The epochs set by the journal's last `grace` entry, with its index; null when it has none. */
+  epochs: { epochs: Epochs; index: number } | null;
 }
 
 /**
@@ -122,10 +129,10 @@ export function resolveJournal(
   const notes: string[] = [];
   if (journal === null) {
     if (snapshotMissing || snapshotFresh) {
-      return { healthy: true, problems, proofFrom: 0, overlay: new Map(), current: [], stale: false, needsBarrier: false };
+      return { healthy: true, problems, proofFrom: 0, overlay: new Map(), current: [], stale: false, needsBarrier: false, epochs: null };
     }
     problems.push('journal file is missing');
-    return { healthy: false, problems, proofFrom: Infinity, overlay: new Map(), current: [], stale: false, needsBarrier: true };
+    return { healthy: false, problems, proofFrom: Infinity, overlay: new Map(), current: [], stale: false, needsBarrier: true, epochs: null };
   }
   let unknownBase = false;
   if (snapshotMissing) {
@@ -147,7 +154,7 @@ export function resolveJournal(
   }
   const jgen = journal.gen;
   if (snapGen !== null && jgen !== null && jgen < snapGen) {
-    return { healthy: !unknownBase, problems: [...problems, ...notes], proofFrom: unknownBase ? Infinity : 0, overlay: new Map(), current: [], stale: true, needsBarrier: unknownBase };
+    return { healthy: !unknownBase, problems: [...problems, ...notes], proofFrom: unknownBase ? Infinity : 0, overlay: new Map(), current: [], stale: true, needsBarrier: unknownBase, epochs: null };
   }
   if (snapGen !== null && jgen !== null && jgen > snapGen) {
     problems.push(`journal gen ${jgen} is newer than snapshot gen ${snapGen}`);
@@ -179,12 +186,14 @@ export function resolveJournal(
     proofFrom = Math.max(proofFrom, journal.damage[journal.damage.length - 1]);
   }
   const overlay = new Map<string, { state: RecState | null; index: number }>();
+  let epochs: JournalFacts['epochs'] = null;
   current.forEach((e, index) => {
-    if (e.op !== 'lost') overlay.set(e.id, { state: e.state, index });
+    if (e.op === 'grace') epochs = { epochs: e.epochs!, index };
+    else if (e.op !== 'lost') overlay.set(e.id, { state: e.state, index });
   });
   const healthy = problems.length === 0;
   const needsBarrier = !healthy && proofFrom === Infinity;
-  return { healthy, problems: [...problems, ...notes], proofFrom: healthy ? 0 : proofFrom, overlay, current, stale: false, needsBarrier };
+  return { healthy, problems: [...problems, ...notes], proofFrom: healthy ? 0 : proofFrom, overlay, current, stale: false, needsBarrier, epochs };
 }
 
 /** Does a record still have to reclaim after a boot at graceStart (SPEC §4)? */
@@ -196,7 +205,7 @@ export function stillReclaiming(s: RecState | null, graceStart: number): boolean
 export function reclaimingDelta(entries: readonly JournalEntry[], graceStart: number): number {
   let d = 0;
   for (const e of entries) {
-    if (e.op !== 'lost') d += Number(stillReclaiming(e.state, graceStart)) - Number(stillReclaiming(e.prev, graceStart));
+    if (e.op === 'set' || e.op === 'del') d += Number(stillReclaiming(e.state, graceStart)) - Number(stillReclaiming(e.prev, graceStart));
   }
   return d;
 }

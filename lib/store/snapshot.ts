@@ -14,6 +14,7 @@ import {
   SNAPSHOT_HEADER_BYTES,
   TIME_LINE_BYTES,
   type ClientRecord,
+  type Epochs,
   type RecState,
   type SnapshotHeader,
 } from './format';
@@ -143,7 +144,6 @@ export class SnapshotReader {
     return h.v40 + below;
   }
 
-  /** Every record line in file order, damaged ones as null. */
   /**
    * Every record line in file order, damaged ones as null. Lines whose time
    * field reads older than `olderThan` are skipped undecoded and counted in
@@ -188,7 +188,7 @@ export class SnapshotReader {
         }
         const line = chunk.slice(start, nl);
         const rec: StreamedRecord | null = decodeRecord(line);
-        if (rec) rec.line = line;
+        if (rec && !isVersion1Line(line)) rec.line = line;
         else this.damagedSeen++;
         yield rec;
         start = nl + 1;
@@ -202,18 +202,28 @@ export class SnapshotReader {
   }
 }
 
-/** The time field of the record line s[from..to), unchecked; -1 if it has none. */
+/**
+ * A version 1 line ends "<time> <sess> <crc>"; a version 2 one in a
+ * princhash: "-" or 64 hex digits, never a lone 0 or 1 after a space.
+ */
+function isVersion1Line(line: string): boolean {
+  const c = line.charCodeAt(line.length - 10);
+  return line.charCodeAt(line.length - 11) === 32 && (c === 48 || c === 49);
+}
+
+/** The time field (the second) of the record line s[from..to), unchecked; -1 if it has none. */
 function timeField(s: string, from: number, to: number): number {
-  const tEnd = to - 11;
-  const tStart = s.lastIndexOf(' ', tEnd - 1) + 1;
-  if (tStart <= from || tEnd - tStart < 1 || tEnd - tStart > 16 || s.charCodeAt(tEnd) !== 32) return -1;
+  const tStart = s.indexOf(' ', from) + 1;
+  if (tStart <= from || tStart >= to) return -1;
   let t = 0;
-  for (let i = tStart; i < tEnd; i++) {
+  let i = tStart;
+  for (; i < to && i - tStart <= 16; i++) {
     const c = s.charCodeAt(i) - 48;
+    if (c === 32 - 48) break;
     if (c < 0 || c > 9) return -1;
     t = t * 10 + c;
   }
-  return t;
+  return i > tStart && i < to && s.charCodeAt(i) === 32 ? t : -1;
 }
 
 /**
@@ -239,7 +249,7 @@ export interface SnapshotStats {
  * streaming, and fsync it. The header, whose counts are known only at the
  * end, has a fixed width and is written last in place.
  */
-export function writeSnapshotFile(tmpPath: string, gen: number, records: Iterable<StreamedRecord>): SnapshotStats {
+export function writeSnapshotFile(tmpPath: string, gen: number, epochs: Epochs, records: Iterable<StreamedRecord>): SnapshotStats {
   const fd = createPrivate(tmpPath);
   try {
     // Bytes go straight into one buffer: no string building per record.
@@ -277,7 +287,7 @@ export function writeSnapshotFile(tmpPath: string, gen: number, records: Iterabl
       put(encodeTimeLine(t, cumulative));
     }
     flush();
-    writeAll(fd, encodeSnapshotHeader({ gen, records: count, v40, times: times.size }), 0);
+    writeAll(fd, encodeSnapshotHeader({ gen, records: count, v40, times: times.size, epochs }), 0);
     fs.fsyncSync(fd);
     return { records: count, v40, times: times.size };
   } finally {

@@ -10,8 +10,11 @@ import {
   encodeJournalEntry,
   encodeJournalHeader,
   encodeSnapshotHeader,
+  INITIAL_EPOCHS,
   keyOf,
+  sameState,
   type ClientRecord,
+  type Epochs,
   type JournalEntry,
   type RecState,
 } from './format';
@@ -19,6 +22,7 @@ import { fsyncDir, lexists, openAppend, openRead, openWrite, readBytes, replaceS
 import { parseJournal, reclaimingDelta, resolveJournal, type JournalFacts, type ParsedJournal } from './journal';
 import { acquireLock, DEFAULT_LOCK, type HeldLock, type LockOptions } from './lock';
 import { SnapshotReader, writeSnapshotFile } from './snapshot';
+import { graceEnded, liveState } from '../tracking';
 
 export const SNAPSHOT_NAME = 'clients.snap';
 export const JOURNAL_NAME = 'clients.journal';
@@ -44,8 +48,6 @@ export interface StoreOptions {
 /** Stores whose damage this process has already reported: it is logged once. */
 const damageLogged = new Set<string>();
 const quiet: StoreLog = { warn() {}, error() {}, debug() {} };
-const sameState = (a: RecState | null, b: RecState | null): boolean =>
-  a === b || (a !== null && b !== null && a.time === b.time && a.session === b.session);
 
 /**
  * Make sure the storage directory exists, as nfsdcltrack does: one mkdir
@@ -105,8 +107,21 @@ export class StoreView {
     return this.snapshot?.header?.gen ?? this.journal?.parsed.gen ?? 0;
   }
 
-  /** The record a client may reclaim with; null when absent or unproven. */
+  /**
+   * The cld epochs: the journal's last word on them, else the snapshot's. On a
+   * damaged store this is the best known; only proven records are read by it.
+   */
+  get epochs(): Epochs {
+    return this.facts.epochs?.epochs ?? this.snapshot?.header?.epochs ?? INITIAL_EPOCHS;
+  }
+
+  /** The record a client may reclaim with, its dead memberships dropped; null when absent, dead or unproven. */
   get(id: string): RecState | null {
+    return liveState(this.stored(id), this.epochs);
+  }
+
+  /** The record as stored (proven), whatever the epochs. */
+  protected stored(id: string): RecState | null {
     const o = this.facts.overlay.get(id);
     if (o && o.index >= this.facts.proofFrom) return o.state;
     if (!this.facts.healthy) return null;
@@ -130,13 +145,27 @@ export class StoreView {
 export class Txn extends StoreView {
   readonly pending: JournalEntry[] = [];
   private readonly pendingState = new Map<string, RecState | null>();
+  private pendingEpochs: Epochs | null = null;
 
   constructor(view: StoreView, private readonly journalGen: number, private readonly nextSeq: number) {
     super(view.snapshot, view.journal, view.facts);
   }
 
-  override get(id: string): RecState | null {
-    return this.pendingState.has(id) ? this.pendingState.get(id)! : super.get(id);
+  override get epochs(): Epochs {
+    return this.pendingEpochs ?? super.epochs;
+  }
+
+  protected override stored(id: string): RecState | null {
+    return this.pendingState.has(id) ? this.pendingState.get(id)! : super.stored(id);
+  }
+
+  /** Move to new epochs (a grace start or end): one journal entry, no record rewritten. */
+  setEpochs(epochs: Epochs): void {
+    const was = this.epochs;
+    if (was.current === epochs.current && was.recovery === epochs.recovery) return;
+    if (this.facts.needsBarrier && this.pending.length === 0) this.push('lost', '', null, null);
+    this.pending.push({ gen: this.journalGen, seq: this.nextSeq + this.pending.length, op: 'grace', id: '', state: null, prev: null, epochs });
+    this.pendingEpochs = epochs;
   }
 
   override countReclaiming(graceStart: number): number | null {
@@ -265,16 +294,19 @@ export class Store {
       await this.createFiles();
       const view = await this.prepareForWrite();
       try {
+        // Grace is over for the cld epochs too: clients that did not reclaim
+        // (their time is older than limit) go, and so does the recovery epoch.
+        const ended = graceEnded(view.epochs);
         if (!view.healthy) {
           const doomed = [...view.facts.overlay].filter(([id, o]) => o.state && old(o.state) && view.get(id));
-          if (doomed.length === 0) return 0;
           const tx = new Txn(view, view.journal?.parsed.gen ?? 0, (view.journal?.parsed.lastSeq ?? 0) + 1);
           for (const [id] of doomed) tx.put(id, null);
-          await this.append(tx.pending);
+          tx.setEpochs(ended);
+          if (tx.pending.length > 0) await this.append(tx.pending);
           return doomed.length;
         }
-        if (view.facts.current.length === 0 && !this.anyRecord(view, old)) return 0;
-        return await this.compactLocked(view, limit);
+        if (view.facts.current.length === 0 && view.epochs.recovery === 0 && !this.anyRecord(view, old)) return 0;
+        return await this.compactLocked(view, limit, ended);
       } finally {
         view.close();
       }
@@ -298,22 +330,36 @@ export class Store {
 
   /**
    * Replace every record at once, atomically (import, repair): `build` gets
-   * the current view and returns the new records, sorted by id.
+   * the current view and returns the new records, sorted by id; `epochsOf`,
+   * the new epochs (default: unchanged).
    */
-  async replaceAll(build: (view: StoreView) => Iterable<ClientRecord>): Promise<void> {
+  async replaceAll(build: (view: StoreView) => Iterable<ClientRecord>, epochsOf?: (view: StoreView) => Epochs): Promise<void> {
     await this.locked(async () => {
       await this.createFiles();
       const view = await this.prepareForWrite();
       try {
-        await this.writeGeneration(view.gen + 1, build(view));
+        const records = build(view);
+        await this.writeGeneration(view.gen + 1, epochsOf ? epochsOf(view) : view.epochs, records);
       } finally {
         view.close();
       }
     });
   }
 
-  /** Every record of a healthy view, merged and sorted (for listing and compaction). */
-  *records(view: StoreView, olderThan?: number): Generator<ClientRecord> {
+  /**
+   * Every live record of a view (of a damaged one, the proven ones), merged
+   * and sorted, dead memberships dropped (for listing, compaction and the
+   * daemon's grace start).
+   */
+  *records(view: StoreView, olderThan?: number, ep = view.epochs): Generator<ClientRecord> {
+    for (const r of this.storedRecords(view, olderThan)) {
+      const s = liveState(r, ep);
+      if (s === r) yield r;
+      else if (s) yield { id: r.id, ...s };
+    }
+  }
+
+  private *storedRecords(view: StoreView, olderThan?: number): Generator<ClientRecord> {
     const overlay = [...view.facts.overlay.entries()]
       .filter(([, o]) => o.index >= view.facts.proofFrom)
       .map(([id, o]) => ({ key: keyOf(id), id, state: o.state }))
@@ -485,26 +531,26 @@ export class Store {
    * start a fresh journal. A crash before the rename leaves the old pair; after
    * it, the old journal's gen is older than the snapshot's, so it is ignored.
    */
-  private async compactLocked(view: StoreView, olderThan?: number): Promise<number> {
+  private async compactLocked(view: StoreView, olderThan?: number, epochs = view.epochs): Promise<number> {
     let removed = 0;
     const kept = (function* (all: Iterable<ClientRecord>) {
       for (const r of all) {
         if (olderThan !== undefined && r.time < olderThan) removed++;
         else yield r;
       }
-    })(this.records(view, olderThan));
-    await this.writeGeneration(view.gen + 1, kept, () => (view.snapshot?.damagedSeen ?? 0) > 0);
+    })(this.records(view, olderThan, epochs));
+    await this.writeGeneration(view.gen + 1, epochs, kept, () => (view.snapshot?.damagedSeen ?? 0) > 0);
     removed += view.snapshot?.skipped ?? 0;
     this.log.debug(() => `compacted ${this.dir} to gen ${view.gen + 1}, ${removed} record(s) removed`);
     return removed;
   }
 
   /** Write `records` as snapshot `gen`, rename it into place, and start journal `gen`. */
-  private async writeGeneration(gen: number, records: Iterable<ClientRecord>, keepOld = () => false): Promise<void> {
+  private async writeGeneration(gen: number, epochs: Epochs, records: Iterable<ClientRecord>, keepOld = () => false): Promise<void> {
     const tmp = path.join(this.dir, SNAPSHOT_TMP_NAME);
     await crashPoint('compaction-started');
     try {
-      writeSnapshotFile(tmp, gen, this.held ? withHeartbeat(records, this.held) : records);
+      writeSnapshotFile(tmp, gen, epochs, this.held ? withHeartbeat(records, this.held) : records);
       this.held?.beat();
       await crashPoint('snapshot-temp-written');
       if (keepOld() && fs.existsSync(this.snapshotPath)) this.keepDamaged();

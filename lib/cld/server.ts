@@ -1,0 +1,218 @@
+// The cld protocol, message by message: what each upcall does to the store
+// (through lib/tracking.ts, the rules the upcall shares) and what the kernel
+// is answered. I/O is the caller's: messages come in through handle(), every
+// reply goes out through `send` (one write each).
+//
+// Group commit: Creates and Removes that are waiting together (one nfsd
+// thread each) are applied in one transaction, one append and one fdatasync,
+// and answered only after it. Everything else is handled alone and in order,
+// so a GraceStart's record list is the store as of that GraceStart.
+import { EACCES, EINVAL, EINPROGRESS, EOPNOTSUPP, EREMOTEIO, Cmd, CLD_VERSION, decodeClient, decodeHeader, encodeClient, encodeReply, type ClientInfo } from './codec';
+import type { Logger } from '../log';
+import { crashPoint } from '../crashpoint';
+import type { Epochs } from '../store/format';
+import type { Store, Txn } from '../store/store';
+import { created, graceEnded, graceStarted, recoveryMembership, removedFromCurrent } from '../tracking';
+
+export interface ServerOptions {
+  store: Store;
+  log: Logger;
+  /** Write one reply to the pipe; throws when the pipe refuses it. */
+  send: (reply: Buffer) => void;
+  /** Pull messages already waiting in the pipe into handle() (for group commit). */
+  readWaiting?: () => void;
+}
+
+const NAMES: Record<number, string> = { 0: 'Create', 1: 'Remove', 2: 'Check', 3: 'GraceDone', 4: 'GraceStart', 5: 'GetVersion' };
+const idOf = (c: ClientInfo): string => c.name.toString('hex');
+const phOf = (c: ClientInfo): string | null => (c.princhash ? c.princhash.toString('hex') : null);
+const isWrite = (cmd: number): boolean => cmd === Cmd.Create || cmd === Cmd.Remove;
+
+/** Upper bound on one group commit, so a flood cannot grow one transaction without end. */
+const MAX_BATCH = 256;
+
+export class CldServer {
+  private readonly queue: Buffer[] = [];
+  private running: Promise<void> | null = null;
+
+  constructor(private readonly opts: ServerOptions) {}
+
+  /** Queue an upcall (a whole message); it is answered as soon as its turn comes. */
+  handle(msg: Buffer): void {
+    this.queue.push(msg);
+    this.running ??= this.drain().finally(() => {
+      this.running = null;
+    });
+  }
+
+  /** Resolves once every message handed in so far is answered. */
+  async idle(): Promise<void> {
+    while (this.running) await this.running;
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      // Let the event loop read what the pipe holds, so that writes waiting
+      // together share one fdatasync, and signals get their turn.
+      await new Promise<void>((r) => setImmediate(r));
+      this.opts.readWaiting?.();
+      const first = this.queue[0];
+      if (!isWrite(decodeHeader(first).cmd)) {
+        this.queue.shift();
+        await this.one(first);
+        continue;
+      }
+      let n = 1;
+      while (n < this.queue.length && n < MAX_BATCH && isWrite(decodeHeader(this.queue[n]).cmd)) n++;
+      await this.writes(this.queue.splice(0, n));
+    }
+  }
+
+  private reply(msg: Buffer, status: number, version?: number): void {
+    const h = decodeHeader(msg);
+    this.opts.log.debug(() => `${NAMES[h.cmd] ?? `command ${h.cmd}`} xid ${h.xid}: downcall with status ${status}`);
+    try {
+      this.opts.send(encodeReply(msg, status, version));
+    } catch (e) {
+      this.opts.log.error(`cannot answer xid ${h.xid} on the cld pipe: ${(e as Error).message}`);
+    }
+  }
+
+  /** A batch of Creates and Removes: one transaction, answered after its fdatasync. */
+  private async writes(msgs: Buffer[]): Promise<void> {
+    const good: { msg: Buffer; client: ClientInfo }[] = [];
+    for (const msg of msgs) {
+      const c = this.client(msg);
+      if (c) good.push({ msg, client: c });
+    }
+    if (good.length === 0) return;
+    const { store } = this.opts;
+    let status = 0;
+    try {
+      await store.mutate((tx) => {
+        for (const { msg, client } of good) {
+          const id = idOf(client);
+          const prev = tx.get(id);
+          if (decodeHeader(msg).cmd === Cmd.Create) {
+            tx.put(id, created(prev, tx.epochs, { time: store.time(), session: prev?.session ?? false, ph: phOf(client) }));
+          } else {
+            tx.put(id, removedFromCurrent(prev, tx.epochs));
+          }
+        }
+      });
+      await crashPoint('cld-committed');
+    } catch (e) {
+      this.opts.log.error(`cannot record ${good.length} client change(s): ${(e as Error).message}`);
+      status = -EREMOTEIO;
+    }
+    for (const { msg } of good) this.reply(msg, status);
+  }
+
+  /** The client a message names, or null after answering -EINVAL (nothing is stored from it). */
+  private client(msg: Buffer): ClientInfo | null {
+    const d = decodeClient(msg);
+    if (d.ok) return d.client;
+    const h = decodeHeader(msg);
+    this.opts.log.error(`${NAMES[h.cmd]} xid ${h.xid}: ${d.why}; refused`);
+    this.reply(msg, -EINVAL);
+    return null;
+  }
+
+  private async one(msg: Buffer): Promise<void> {
+    const h = decodeHeader(msg);
+    switch (h.cmd) {
+      case Cmd.GetVersion:
+        return this.reply(msg, 0, CLD_VERSION);
+      case Cmd.GraceStart:
+        return this.graceStart(msg);
+      case Cmd.GraceDone:
+        return this.graceDone(msg);
+      case Cmd.Check:
+        return this.check(msg);
+      default:
+        this.opts.log.warn(`command ${h.cmd} (xid ${h.xid}) is not implemented`);
+        return this.reply(msg, -EOPNOTSUPP);
+    }
+  }
+
+  /** Run fn in a transaction; the status nfsdcld would answer (-EREMOTEIO on failure). */
+  private async transact<T>(what: string, fn: (tx: Txn) => T): Promise<{ status: number; value?: T }> {
+    try {
+      return { status: 0, value: await this.opts.store.mutate(fn) };
+    } catch (e) {
+      this.opts.log.error(`${what}: ${(e as Error).message}`);
+      return { status: -EREMOTEIO };
+    }
+  }
+
+  /**
+   * nfsd is starting: move the epochs, then hand the kernel every client of
+   * the recovery epoch, streamed from the store (never all in memory), each
+   * as an -EINPROGRESS downcall, and finally the reply.
+   */
+  private async graceStart(msg: Buffer): Promise<void> {
+    const { store, log } = this.opts;
+    const r = await this.transact('cannot start grace', (tx) => {
+      tx.setEpochs(graceStarted(tx.epochs));
+      return tx.epochs;
+    });
+    if (r.status !== 0) return this.reply(msg, r.status);
+    await crashPoint('cld-grace-started');
+    const ep = r.value!;
+    log.debug(() => `grace started: current epoch ${ep.current}, recovery epoch ${ep.recovery}`);
+    let status = 0;
+    let sent = 0;
+    const view = store.read();
+    try {
+      for (const rec of store.records(view)) {
+        const m = recoveryMembership(rec, ep);
+        if (!m || rec.id === '') continue;
+        try {
+          this.opts.send(encodeClient(msg, -EINPROGRESS, { name: Buffer.from(rec.id, 'hex'), princhash: m.ph ? Buffer.from(m.ph, 'hex') : null }));
+          sent++;
+        } catch (e) {
+          log.error(`cannot send client ${rec.id} to the kernel: ${(e as Error).message}`);
+          status = -EREMOTEIO;
+          break;
+        }
+      }
+    } catch (e) {
+      log.error(`cannot read the client store: ${(e as Error).message}`);
+      status = -EREMOTEIO;
+    } finally {
+      view.close();
+    }
+    log.debug(() => `sent ${sent} client(s) that may reclaim`);
+    this.reply(msg, status);
+  }
+
+  /** Outside grace (a kernel that sends no GraceStart), nfsdcld first starts one. */
+  private static inGrace(tx: Txn): Epochs {
+    if (tx.epochs.recovery === 0) tx.setEpochs(graceStarted(tx.epochs));
+    return tx.epochs;
+  }
+
+  private async graceDone(msg: Buffer): Promise<void> {
+    const r = await this.transact('cannot end grace', (tx) => {
+      tx.setEpochs(graceEnded(CldServer.inGrace(tx)));
+    });
+    if (r.status === 0) this.opts.log.debug('grace done');
+    this.reply(msg, r.status);
+  }
+
+  /** The old (v0) protocol's reclaim check: a client of the recovery epoch is copied into the current one. */
+  private async check(msg: Buffer): Promise<void> {
+    const client = this.client(msg);
+    if (!client) return;
+    const { store } = this.opts;
+    const r = await this.transact('cannot check a client', (tx) => {
+      const ep = CldServer.inGrace(tx);
+      const id = idOf(client);
+      const prev = tx.get(id);
+      if (!recoveryMembership(prev, ep)) return false;
+      tx.put(id, created(prev, ep, { time: store.time(), session: prev!.session, ph: null }));
+      return true;
+    });
+    this.reply(msg, r.status !== 0 ? -EACCES : r.value ? 0 : -EACCES);
+  }
+}
