@@ -4,7 +4,9 @@
 // nothing to import on first start (the first_time logic then changes
 // nothing visible). The state is what the SQLite file holds, so it survives
 // daemon restarts unchanged. Only inputs nfsdcld handles deterministically
-// are modelled: a name length of 1..1024 and, in v2, cp_len 0 or 32.
+// are modelled: a name length of 1..1024 and, in v2, cp_len 0 or 32 (2.6.2
+// stores an empty name and sends it back at GraceStart, which later
+// nfs-utils skips; longer lengths read past the field).
 import { ClientInfo, Cmd, CLD_VERSION, decodeClient, decodeHeader, EACCES, EINPROGRESS, EOPNOTSUPP, encodeClient, encodeReply } from '../../lib/cld/codec';
 
 type Table = Map<string, ClientInfo>; // key: name as hex
