@@ -162,13 +162,17 @@ export class CldServer {
     log.debug(() => `grace started: current epoch ${ep.current}, recovery epoch ${ep.recovery}`);
     let status = 0;
     let sent = 0;
+    // nfsdcld fills one buffer for every record it sends, so its final reply
+    // carries the last record sent: the kernel ignores it, we match it.
+    let last = msg;
     const view = store.read();
     try {
       for (const rec of store.records(view)) {
         const m = recoveryMembership(rec, ep);
         if (!m || rec.id === '') continue;
         try {
-          this.opts.send(encodeClient(msg, -EINPROGRESS, { name: Buffer.from(rec.id, 'hex'), princhash: m.ph ? Buffer.from(m.ph, 'hex') : null }));
+          last = encodeClient(msg, -EINPROGRESS, { name: Buffer.from(rec.id, 'hex'), princhash: m.ph ? Buffer.from(m.ph, 'hex') : null });
+          this.opts.send(last);
           sent++;
         } catch (e) {
           log.error(`cannot send client ${rec.id} to the kernel: ${(e as Error).message}`);
@@ -183,7 +187,7 @@ export class CldServer {
       view.close();
     }
     log.debug(() => `sent ${sent} client(s) that may reclaim`);
-    this.reply(msg, status);
+    this.reply(last, status);
   }
 
   /** Outside grace (a kernel that sends no GraceStart), nfsdcld first starts one. */

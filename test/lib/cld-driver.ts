@@ -176,3 +176,21 @@ export class CldDriver {
     this.pending.clear();
   }
 }
+
+// $0 = a dir holding `empty/` and `nfs.conf` (empty); then the daemon's argv.
+const NS_SCRIPT = [
+  'e=$0',
+  'for f in /etc/nfs.conf; do [ ! -e $f ] || mount --bind $e/nfs.conf $f || exit 99; done',
+  'for d in /etc/nfs.conf.d /var/lib/nfs /proc/fs; do [ ! -d $d ] || mount --bind $e/empty $d || exit 99; done',
+  'exec "$@"',
+].join('\n');
+
+/**
+ * The daemon's argv run in a private mount namespace with empty dirs over
+ * /etc/nfs.conf(.d), /var/lib/nfs and /proc/fs, so that the machine's
+ * nfs.conf, nfsdcltrack database and recovery dir can neither steer nor be
+ * touched by it (nfsdcld imports the last two on a first start).
+ */
+export function isolated(iso: string, argv: string[]): string[] {
+  return ['/usr/bin/unshare', '-m', '--propagation', 'private', '/bin/sh', '-c', NS_SCRIPT, iso, ...argv];
+}
