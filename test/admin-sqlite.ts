@@ -7,8 +7,9 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { spawnSync } from 'child_process';
-import { importIfLegacy } from '../lib/admin/migrate';
-import { buildTrackDb, readLegacyDb } from '../lib/admin/sqlite';
+import { importAtDaemonStart, importIfLegacy } from '../lib/admin/migrate';
+import { buildCldDb, buildTrackDb, loadSqlJs, readLegacyDb } from '../lib/admin/sqlite';
+import { INITIAL_EPOCHS, type ClientRecord, type Epochs } from '../lib/store/format';
 import { Store } from '../lib/store/store';
 import { adminSandbox } from './lib/admin';
 
@@ -64,9 +65,9 @@ t.test('import every kind of nfs-utils database', async (t) => {
     ['nfsdcltrack schema 2, made by the C program (its directory)', path.join(FIX, 'nfsdcltrack-v2'), V2_IDS, /nfsdcltrack schema 2/],
     ['nfsdcltrack schema 1, upgraded by the C program', path.join(FIX, 'upgraded-v1', 'main.sqlite'), V1_IDS, /nfsdcltrack schema 2/],
     ['nfsdcltrack schema 1', path.join(FIX, 'nfsdcltrack-v1.sqlite'), V1_IDS, /nfsdcltrack schema 1/],
-    ['nfsdcld schema 4: the current epoch', path.join(FIX, 'nfsdcld-v4.sqlite'), EPOCH3, /nfsdcld schema 4, epoch 3/],
-    ['nfsdcld schema 4 stopped during grace: the recovery epoch', path.join(FIX, 'nfsdcld-v4-ingrace.sqlite'), EPOCH2, /nfsdcld schema 4, epoch 2/],
-    ['nfsdcld schema 3', path.join(FIX, 'nfsdcld-v3.sqlite'), EPOCH3, /nfsdcld schema 3, epoch 3/],
+    ['nfsdcld schema 4: the current epoch', path.join(FIX, 'nfsdcld-v4.sqlite'), EPOCH3, /nfsdcld schema 4, epochs current 3, recovery 0\).*the store's epochs: current 3, recovery 0/],
+    ['nfsdcld schema 4 stopped during grace: both epochs', path.join(FIX, 'nfsdcld-v4-ingrace.sqlite'), [...new Set([...EPOCH2, ...EPOCH3])], /nfsdcld schema 4, epochs current 3, recovery 2\).*the store's epochs: current 3, recovery 2/],
+    ['nfsdcld schema 3', path.join(FIX, 'nfsdcld-v3.sqlite'), EPOCH3, /nfsdcld schema 3, epochs current 3, recovery 0/],
   ];
   for (const [what, src, ids, kind] of cases) {
     const dir = fresh('imp');
@@ -307,4 +308,148 @@ t.test('the SQLite commands under Bun', async (t) => {
   const out = path.join(TMP, 'bun.sqlite');
   t.equal(run(['-s', dir, 'export', out], {}, bun).status, 0);
   t.same((await readLegacyDb(out)).records.map((r) => r.id).sort(), EPOCH3);
+});
+
+// --- nfsdcld's epochs ----------------------------------------------------------
+const PH = (c: string) => c.repeat(64);
+const A = hex('Linux NFSv4.2 a.example.org');
+const B = hex('Linux NFSv4.2 b.example.org');
+const C = hex('Linux NFSv4.2 c.example.org');
+/** The store's live records and epochs, read in this process. */
+function storeState(dir: string): { epochs: Epochs; records: ClientRecord[] } {
+  const store = new Store({ dir });
+  const view = store.read();
+  try {
+    return { epochs: view.epochs, records: [...store.records(view)].map((r) => ({ id: r.id, time: r.time, session: r.session, epoch: r.epoch, ph: r.ph ?? null, older: r.older ?? null })) };
+  } finally {
+    view.close();
+  }
+}
+/** A store holding `records` in `epochs`, written in this process. */
+async function epochStore(records: ClientRecord[], epochs: Epochs): Promise<string> {
+  const dir = fresh('epochs');
+  fs.mkdirSync(dir);
+  await new Store({ dir }).replaceAll(() => records, () => epochs);
+  return dir;
+}
+// In grace (current 3, recovery 2): A in both (a new princhash since), B only in recovery, C only in current.
+const IN_GRACE = { current: 3, recovery: 2 };
+const GRACE_RECORDS: ClientRecord[] = [
+  { id: A, time: 0, session: false, epoch: 3, ph: PH('a'), older: { epoch: 2, ph: PH('b') } },
+  { id: B, time: 0, session: false, epoch: 2, ph: PH('c'), older: null },
+  { id: C, time: 0, session: false, epoch: 3, ph: null, older: null },
+];
+
+t.test('nfsdcld databases: both epochs and princhashes, in and out', async (t) => {
+  const src = await epochStore(GRACE_RECORDS, IN_GRACE);
+  const out = path.join(TMP, 'cld-out.sqlite');
+  const e = run(['-s', src, 'export', '--nfsdcld', out]);
+  t.equal(e.status, 0, e.stderr);
+  t.match(e.stdout, /exported 3 client\(s\) to \S+ \(nfsdcld schema 4, epochs current 3, recovery 2\)/);
+  const db = await readLegacyDb(out);
+  t.match(db, { kind: 'nfsdcld', schema: 4, epochs: IN_GRACE });
+  t.same([...db.records].sort((x, y) => (x.id < y.id ? -1 : 1)), GRACE_RECORDS, 'read back: the same memberships and princhashes');
+  const dir = fresh('cld-in');
+  const i = run(['-s', dir, 'import', out]);
+  t.equal(i.status, 0, i.stderr);
+  t.same(storeState(dir), { epochs: IN_GRACE, records: GRACE_RECORDS }, 'imported: the same records and the epochs');
+  const doc = JSON.parse(run(['-s', dir, 'list', '--json']).stdout);
+  t.same(doc.epochs, IN_GRACE);
+  t.same(
+    doc.clients.map((c: { cld_epochs: unknown; may_reclaim: boolean }) => [c.cld_epochs, c.may_reclaim]),
+    [
+      [[{ epoch: 3, princhash: PH('a') }, { epoch: 2, princhash: PH('b') }], true],
+      [[{ epoch: 2, princhash: PH('c') }], true],
+      [[{ epoch: 3, princhash: null }], false],
+    ],
+    'list --json: memberships, newest first',
+  );
+  t.match(run(['-s', dir, 'import', out]).stdout, /nothing to do/, 'idempotent');
+  t.equal(run(['-s', dir, 'verify']).status, 0);
+  // merged into a store in other epochs: the recovery members join its recovery epoch, or its current one outside grace
+  const other = await epochStore([{ id: 'aa', time: 5, session: true, epoch: 7, ph: null, older: null }], { current: 7, recovery: 0 });
+  t.equal(run(['-s', other, 'import', '--merge', out]).status, 0);
+  const merged = storeState(other);
+  t.same(merged.epochs, { current: 7, recovery: 0 }, '--merge keeps the store\'s epochs');
+  t.same(merged.records.map((r) => [r.id, r.epoch, r.ph, r.older]), [
+    [A, 7, PH('a'), null],
+    [B, 7, PH('c'), null],
+    [C, 7, null, null],
+    ['aa', 7, null, null],
+  ]);
+  // a princhash that is not a SHA-256 cannot be checked: that client is left out, with a warning
+  const bad = path.join(TMP, 'bad-ph.sqlite');
+  fs.writeFileSync(bad, await buildCldDb([{ id: A, time: 0, session: false, epoch: 1, ph: null, older: null }], INITIAL_EPOCHS));
+  const SQL = await loadSqlJs();
+  const d = new SQL.Database(fs.readFileSync(bad));
+  d.run(`INSERT INTO "rec-0000000000000001" VALUES (x'0b', x'0102')`);
+  fs.writeFileSync(bad, d.export());
+  d.close();
+  const r = run(['-s', fresh('badph'), 'import', bad]);
+  t.equal(r.status, 0);
+  t.match(r.stderr, /warning: 0b: princhash of 2 bytes in rec-0000000000000001/);
+  t.match(r.stdout, /imported 1 client\(s\)/);
+});
+
+t.test('importAtDaemonStart: nfsdcld, the C nfsdcltrack, the recovery directory; once', async (t) => {
+  const warned: string[] = [];
+  const log = { warn: (m: string) => warned.push(m), error: () => undefined, debug: () => undefined };
+  const conf = (text: string): Record<string, string> => {
+    const f = path.join(TMP, `conf-${warned.length}-${Math.random()}`);
+    fs.writeFileSync(f, text);
+    return { NFSDCLTRACK_CONF_FILE: f, NFSDCLTRACK_RECOVERY_DIR: path.join(TMP, 'no-recdir') };
+  };
+  // nfsdcld's database in its own storage dir ([nfsdcld] storagedir), stopped during grace
+  const cldDir = fresh('cld-own');
+  fs.mkdirSync(cldDir);
+  fs.copyFileSync(path.join(FIX, 'nfsdcld-v4-ingrace.sqlite'), path.join(cldDir, 'main.sqlite'));
+  const trackDir = fresh('track-own');
+  fs.mkdirSync(trackDir);
+  fs.copyFileSync(path.join(FIX, 'nfsdcltrack-v1.sqlite'), path.join(trackDir, 'main.sqlite'));
+  const recdir = fresh('v4recovery');
+  fs.mkdirSync(recdir);
+  const md5 = ['0123456789abcdef0123456789abcdef', 'fedcba9876543210fedcba9876543210'];
+  for (const n of md5) fs.mkdirSync(path.join(recdir, n));
+  const env = { ...conf(`[nfsdcld]\nstoragedir = ${cldDir}\n[nfsdcltrack]\nstoragedir = ${trackDir}\n`), NFSDCLTRACK_RECOVERY_DIR: recdir };
+  const dir = fresh('daemon');
+  fs.mkdirSync(dir);
+  t.equal(await importAtDaemonStart(dir, env, log), 4, 'nfsdcld\'s database wins');
+  t.match(warned.pop(), /imported 4 client record\(s\) from \S+cld-own\S+main\.sqlite \(nfs-utils nfsdcld schema 4, epochs current 3, recovery 2\); left as it was/);
+  const got = storeState(dir);
+  t.same(got.epochs, IN_GRACE, 'the grace period in progress goes on');
+  const a2 = hex('Linux NFSv4.2 epoch2-a.example.org');
+  t.match(got.records.find((r) => r.id === a2), { epoch: 3, older: { epoch: 2, ph: null } }, 'a client of both epochs');
+  t.same(got.records.filter((r) => r.older === null).map((r) => [r.id, r.epoch]).sort(), [
+    ['0102030405', 2],
+    [hex('Linux NFSv4.2 epoch2-b.example.org'), 2],
+    [hex('Linux NFSv4.2 epoch3.example.org'), 3],
+  ]);
+  t.equal(await importAtDaemonStart(dir, env, log), null, 'never twice');
+  // the same database in the storage dir itself
+  const dir1 = fresh('daemon-own');
+  fs.mkdirSync(dir1);
+  fs.copyFileSync(path.join(FIX, 'nfsdcld-v4.sqlite'), path.join(dir1, 'main.sqlite'));
+  t.equal(await importAtDaemonStart(dir1, conf(`[nfsdcld]\nstoragedir = ${path.join(TMP, 'none')}\n`), log), 2);
+  t.same(storeState(dir1).epochs, { current: 3, recovery: 0 });
+  // no nfsdcld database: the C nfsdcltrack's, and the recovery directory's clients as hash:<name>\0
+  const dir2 = fresh('daemon-track');
+  fs.mkdirSync(dir2);
+  const env2 = { ...conf(`[nfsdcld]\nstoragedir = ${path.join(TMP, 'none')}\n[nfsdcltrack]\nstoragedir = ${trackDir}\n`), NFSDCLTRACK_RECOVERY_DIR: recdir };
+  t.equal(await importAtDaemonStart(dir2, env2, log), 5);
+  t.match(warned.pop(), /from \S+track-own\S+ \(nfs-utils nfsdcltrack schema 1\) and the recovery directory \S+v4recovery\S+ \(2 entries, as hash:<name>\); left as they were/);
+  const hashIds = md5.map((n) => Buffer.from(`hash:${n}\0`).toString('hex'));
+  t.same(storeState(dir2).records.map((r) => r.id), [...V1_IDS, ...hashIds].sort(), 'the hash: records carry their NUL, as nfsdcld stores them');
+  t.ok(storeState(dir2).records.every((r) => r.epoch === 1), 'into the current epoch');
+  t.same(fs.readdirSync(recdir).sort(), md5, 'the recovery directory is left as it was');
+  // a store that has moved on is never touched, even with nothing in it
+  const dir3 = fresh('daemon-used');
+  fs.mkdirSync(dir3);
+  await new Store({ dir: dir3 }).mutate((tx) => tx.setEpochs({ current: 2, recovery: 1 }));
+  t.equal(await importAtDaemonStart(dir3, env, log), null);
+  t.same(storeState(dir3).records, []);
+  // nothing anywhere: nothing to do, nothing written
+  const dir4 = fresh('daemon-none');
+  fs.mkdirSync(dir4);
+  t.equal(await importAtDaemonStart(dir4, conf(`[nfsdcld]\nstoragedir = ${path.join(TMP, 'none')}\n[nfsdcltrack]\nstoragedir = ${path.join(TMP, 'none')}\n`), log), null);
+  t.same(fs.readdirSync(dir4), []);
 });

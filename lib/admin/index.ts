@@ -36,20 +36,25 @@ Exit status: 0 ok, 1 a problem was found or the action refused, 2 usage error.
 const HELP: Record<string, string> = {
   list: `Usage: nfsdcltrack [options] list [--json]
 
-One line per client record, sorted by id: the id in hex, its protocol version
-(4.0, or 4.1+ for a client with sessions), the record's time (ISO-8601 UTC),
-and the id as text where it is printable ("-" when not). Reads without the
-lock: safe while the kernel's upcalls write.
+One line per client recorded in a live epoch, sorted by id: the id in hex,
+its protocol version (4.0, or 4.1+ for a client with sessions), the record's
+time (ISO-8601 UTC), the cld epochs it is recorded in (newest first; during
+grace a client of the recovery epoch may reclaim), the first 8 hex digits of
+its princhash in each ("-": none), and the id as text where it is printable
+("-" when not). Reads without the lock: safe while the kernel's upcalls write.
 
   --json   one JSON document: {"storagedir", "healthy", "problems", "count",
-           "clients": [{"id", "name", "time", "epoch", "version"}]}
+           "epochs": {"current", "recovery"}, "clients": [{"id", "name",
+           "time", "epoch" (the time in seconds), "version", "cld_epochs":
+           [{"epoch", "princhash" (64 hex digits or null)}], "may_reclaim"}]}
 
 `,
   status: `Usage: nfsdcltrack [options] status [--boot-time T] [--json]
 
 Counts (clients, v4.0 and v4.1+, records older than the boot time and clients
-still expected to reclaim), snapshot and journal sizes, the lock's state, the
-format version, the filesystem, and warnings (a volatile filesystem such as
+still expected to reclaim), the cld epochs (current, recovery, and whether a
+grace period is in progress), snapshot and journal sizes, the lock's state,
+the store's format version, the filesystem, and warnings (a volatile filesystem such as
 tmpfs, a damaged store, leftover temporary files, a journal past its
 compaction threshold). Exit 1 when the store is damaged.
 
@@ -61,7 +66,9 @@ compaction threshold). Exit 1 when the store is damaged.
   verify: `Usage: nfsdcltrack [options] verify [--repair]
 
 Checks every line of the store: checksums, header counts, sort order, the
-time index, journal gen and seq continuity, the chain of previous states.
+time index, journal gen and seq continuity, the chain of previous states
+(epochs and princhashes included), the epochs of grace entries (valid, the
+current one never going back) and of records (none past the current one).
 Prints one line per finding, "FILE:LINE: what"; exit 0 when the store is
 sound, 1 when not.
 
@@ -79,35 +86,41 @@ automatic compaction. Refused (exit 1) on a damaged store: see verify --repair.
   import: `Usage: nfsdcltrack [options] import [--merge] PATH
 
 Imports the client records of nfs-utils: PATH is an nfsdcltrack main.sqlite
-(schema 1 or 2) or its directory, or an nfsdcld main.sqlite (schema 2-4: the
-clients its next start would let reclaim). All records or none; importing the
-same records again changes nothing. A store that already holds other records
-is left alone unless --merge (per client, the newer record wins).
+(schema 1 or 2) or its directory, or an nfsdcld main.sqlite (schema 3 or 4:
+the clients of its current and recovery epochs, with their princhashes; the
+store takes nfsdcld's epochs, so that a grace period in progress goes on).
+All records or none; importing the same records again changes nothing. A
+store that already holds other records is left alone unless --merge.
 
-  --merge   add the imported records to the store's own
+  --merge   add the imported records to the store's own, in the store's
+            epochs (per client, the newer record gives time and version)
 
 `,
-  export: `Usage: nfsdcltrack [options] export [--force] PATH
+  export: `Usage: nfsdcltrack [options] export [--nfsdcld] [--force] PATH
 
-Writes the store's records as an nfsdcltrack schema-2 main.sqlite that the C
-nfsdcltrack (and nfsdcld's first-start import) reads as is. PATH is a file or
-a directory (then PATH/main.sqlite). Written to a temporary file and renamed.
+Writes the store's live records as an nfsdcltrack schema-2 main.sqlite that
+the C nfsdcltrack (and nfsdcld's first-start import) reads as is. PATH is a
+file or a directory (then PATH/main.sqlite). Written to a temporary file and
+renamed.
 
-  --force   replace an existing file (a -journal/-wal file beside it is
-            moved aside, never deleted)
+  --nfsdcld  write an nfsdcld schema-4 main.sqlite instead: the store's
+             epochs and a table per live epoch, princhashes included, that
+             nfsdcld serves as is (a grace period in progress goes on)
+  --force    replace an existing file (a -journal/-wal file beside it is
+             moved aside, never deleted)
 
 `,
 };
 
-const LONG = ['storagedir', 'foreground', 'debug', 'help', 'json', 'boot-time', 'repair', 'merge', 'force'];
-const BOOLEAN = ['f', 'd', 'h', 'foreground', 'debug', 'help', 'json', 'repair', 'merge', 'force'];
+const LONG = ['storagedir', 'foreground', 'debug', 'help', 'json', 'boot-time', 'repair', 'merge', 'force', 'nfsdcld'];
+const BOOLEAN = ['f', 'd', 'h', 'foreground', 'debug', 'help', 'json', 'repair', 'merge', 'force', 'nfsdcld'];
 const ALLOWED: Record<string, string[]> = {
   list: ['json'],
   status: ['json', 'boot-time'],
   verify: ['repair'],
   compact: [],
   import: ['merge'],
-  export: ['force'],
+  export: ['force', 'nfsdcld'],
 };
 
 /** GNU getopt_long accepts any unambiguous prefix of a long option. */
@@ -293,17 +306,20 @@ export async function runAdmin(argv: string[], ctx: AdminContext): Promise<numbe
         for (const s of src.skipped) io.err(`nfsdcltrack import: warning: ${s}\n`);
         ensureStorageDir(dir);
         const r = await importDb(store, p.operands[0], !!p.opts.merge, src);
-        const what = src.kind === 'nfsdcld' ? `nfsdcld schema ${src.schema}, epoch ${src.epoch}` : `nfsdcltrack schema ${src.schema}`;
+        const what = src.epochs ? `nfsdcld schema ${src.schema}, epochs current ${src.epochs.current}, recovery ${src.epochs.recovery}` : `${src.kind} schema ${src.schema}`;
+        const epochs = `the store's epochs: current ${r.epochs.current}, recovery ${r.epochs.recovery}`;
         if (r.unchanged) io.out(`${dir} already holds the ${r.total} client(s) of ${src.file} (${what}): nothing to do\n`);
-        else io.out(`imported ${src.records.length} client(s) from ${src.file} (${what}) into ${dir}: ${r.changed} added or changed, ${r.total} in the store (${Date.now() - t0} ms)\n`);
+        else io.out(`imported ${src.records.length} client(s) from ${src.file} (${what}) into ${dir}: ${r.changed} added or changed, ${r.total} in the store, ${epochs} (${Date.now() - t0} ms)\n`);
         return OK;
       }
       case 'export': {
         if (p.operands.length !== 1) return usage(p.operands.length === 0 ? 'PATH is missing' : `unexpected argument '${p.operands[1]}'`);
         if (dirMissing()) return fail(`${dir}: no such directory`);
-        const r = await exportDb(store, p.operands[0], !!p.opts.force);
+        const cld = !!p.opts.nfsdcld;
+        const r = await exportDb(store, p.operands[0], !!p.opts.force, cld ? 'nfsdcld' : 'nfsdcltrack');
         for (const m of r.movedAside) io.err(`nfsdcltrack export: moved ${m.replace(/\.stale-[^.]*$/, '')} aside to ${m}\n`);
-        io.out(`exported ${r.records} client(s) to ${r.file} (nfsdcltrack schema 2)\n`);
+        const what = cld ? `nfsdcld schema 4, epochs current ${r.epochs.current}, recovery ${r.epochs.recovery}` : 'nfsdcltrack schema 2';
+        io.out(`exported ${r.records} client(s) to ${r.file} (${what})\n`);
         return OK;
       }
       default:

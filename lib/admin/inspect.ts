@@ -3,7 +3,8 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { FORMAT_VERSION, type ClientRecord } from '../store/format';
+import { FORMAT_VERSION, type ClientRecord, type Epochs } from '../store/format';
+import { memberships, recoveryMembership } from '../tracking';
 import { DEFAULT_LOCK, LOCK_NAME } from '../store/lock';
 import { DEFAULT_COMPACT_BYTES, JOURNAL_NAME, SNAPSHOT_NAME, SNAPSHOT_TMP_NAME, Store, type StoreView } from '../store/store';
 import { LEGACY_DB_NAME } from './sqlite';
@@ -26,16 +27,23 @@ export interface ListedClient {
   id: string;
   name: string | null;
   time: string;
+  /** The record's time in seconds (named before the cld epochs were). */
   epoch: number;
   version: '4.0' | '4.1+';
+  /** The cld epochs it is recorded in, newest first. */
+  cld_epochs: { epoch: number; princhash: string | null }[];
+  /** Recorded in the recovery epoch: may reclaim in the grace period in progress. */
+  may_reclaim: boolean;
 }
 
-export const listed = (r: ClientRecord): ListedClient => ({
+export const listed = (r: ClientRecord, ep: Epochs): ListedClient => ({
   id: r.id,
   name: printableId(r.id),
   time: isoTime(r.time),
   epoch: r.time,
   version: versionOf(r.session),
+  cld_epochs: memberships(r, ep).map((m) => ({ epoch: m.epoch, princhash: m.ph })),
+  may_reclaim: recoveryMembership(r, ep) !== null,
 });
 
 export interface ListResult {
@@ -54,13 +62,16 @@ export function list(store: Store, json: boolean): ListResult {
     if (unsorted) warnings.push(`the snapshot is out of order: run 'nfsdcltrack verify'`);
     const ok = view.healthy && damagedLines === 0 && !unsorted;
     if (json) {
-      const doc = { storagedir: store.dir, healthy: ok, problems: warnings, count: records.length, clients: records.map(listed) };
+      const ep = view.epochs;
+      const doc = { storagedir: store.dir, healthy: ok, problems: warnings, count: records.length, epochs: ep, clients: records.map((r) => listed(r, ep)) };
       return { text: JSON.stringify(doc, null, 2) + '\n', warnings: [], ok };
     }
-    const rows: string[][] = [['ID', 'VERSION', 'TIME', 'CLIENT']];
+    const rows: string[][] = [['ID', 'VERSION', 'TIME', 'EPOCHS', 'PRINCHASH', 'CLIENT']];
     for (const r of records) {
-      const c = listed(r);
-      rows.push([c.id === '' ? '(empty)' : c.id, c.version, c.time, c.name ?? '-']);
+      const c = listed(r, view.epochs);
+      const epochs = c.cld_epochs.map((m) => String(m.epoch)).join(',');
+      const ph = c.cld_epochs.map((m) => (m.princhash === null ? '-' : m.princhash.slice(0, 8))).join(',');
+      rows.push([c.id === '' ? '(empty)' : c.id, c.version, c.time, epochs, ph, c.name ?? '-']);
     }
     return { text: records.length > 0 ? table(rows) : '', warnings, ok };
   } finally {
@@ -200,7 +211,10 @@ export function lockState(dir: string, defaultDir?: string): LockState {
 export interface StatusReport {
   storagedir: string;
   filesystem: { type: string; mountPoint: string; source: string } | null;
+  /** The version of the store's files (of the snapshot, else the journal; this program's when there are none). */
   formatVersion: number;
+  epochs: Epochs;
+  inGrace: boolean;
   healthy: boolean;
   problems: string[];
   clients: number;
@@ -252,7 +266,9 @@ export function status(store: Store, env: Record<string, string | undefined>, bo
     return {
       storagedir: dir,
       filesystem: mount ? { type: mount.fsType, mountPoint: mount.mountPoint, source: mount.source } : null,
-      formatVersion: FORMAT_VERSION,
+      formatVersion: view.snapshot?.header?.version ?? j?.parsed.header?.version ?? FORMAT_VERSION,
+      epochs: view.epochs,
+      inGrace: view.epochs.recovery !== 0,
       healthy: view.healthy && damagedLines === 0 && !unsorted,
       problems: view.problems,
       clients: records.length,
@@ -300,7 +316,7 @@ function dirWarnings(dir: string): string[] {
   const damaged = names.filter((n) => n.includes('.damaged-'));
   if (damaged.length > 0) w.push(`${damaged.length} damaged file(s) kept aside by a repair or compaction: ${damaged.join(', ')} (delete them once you no longer need them)`);
   if (names.includes(LEGACY_DB_NAME)) {
-    w.push(`${LEGACY_DB_NAME} from nfs-utils is here: this program does not read it (see 'nfsdcltrack import'); switching back to the C program would use its possibly stale records (see 'nfsdcltrack export')`);
+    w.push(`${LEGACY_DB_NAME} from nfs-utils is here: this program read it only if the store was new (at init or the daemon's first start; see 'nfsdcltrack import'); switching back to nfs-utils would use its possibly stale records (see 'nfsdcltrack export')`);
   }
   for (const n of [SNAPSHOT_NAME, JOURNAL_NAME]) {
     const st = statOrNull(path.join(dir, n));
@@ -314,7 +330,9 @@ export function formatStatus(r: StatusReport): string {
   const rows: string[][] = [];
   const fsText = r.filesystem ? `${r.filesystem.type} on ${r.filesystem.source}, mounted at ${r.filesystem.mountPoint}` : 'unknown filesystem';
   rows.push(['storage dir', `${r.storagedir} (${fsText})`]);
-  rows.push(['format', `v${r.formatVersion}`]);
+  rows.push(['format', `v${r.formatVersion}${r.formatVersion < FORMAT_VERSION ? ` (from before the cld daemon; the next compaction writes v${FORMAT_VERSION})` : ''}`]);
+  const e = r.epochs;
+  rows.push(['epochs', r.inGrace ? `current ${e.current}, recovery ${e.recovery}: in grace (clients of epoch ${e.recovery} may reclaim)` : `current ${e.current}, not in grace`]);
   rows.push(['store', r.healthy ? 'healthy' : `DAMAGED${r.problems.length ? ': ' + r.problems.join('; ') : ''}`]);
   rows.push(['clients', `${r.clients} (v4.0: ${r.v40}, v4.1+: ${r.v41})`]);
   if (r.bootTime !== null) {

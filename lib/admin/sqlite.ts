@@ -25,7 +25,8 @@
 // those two commands; the kernel's hot path never loads it.
 import * as fs from 'fs';
 import * as path from 'path';
-import { MAX_TIME, type ClientRecord } from '../store/format';
+import { memberships } from '../tracking';
+import { MAX_TIME, validEpochs, type ClientRecord, type Epochs } from '../store/format';
 
 // The subset of sql.js' API used here (the package ships no types).
 interface SqlStatement {
@@ -68,11 +69,8 @@ export interface LegacyDb {
   kind: LegacyKind;
   /** parameters.version */
   schema: number;
-  /** nfsdcld: the epoch whose table was read. */
-  epoch?: bigint;
-  /** nfsdcld: grace table values. */
-  current?: bigint;
-  recovery?: bigint;
+  /** nfsdcld: its grace table; its records are members of these epochs. Absent for nfsdcltrack, whose records carry no epoch. */
+  epochs?: Epochs;
   records: ClientRecord[];
   /** Rows that could not be taken over, with the reason. */
   skipped: string[];
@@ -110,12 +108,60 @@ function checkNoHotJournal(file: string): void {
   }
 }
 
-const u64 = (v: unknown): bigint => BigInt.asUintN(64, BigInt(typeof v === 'number' ? Math.trunc(v) : String(v ?? 0)));
-
-function idHex(v: unknown): string | null {
+function bytesHex(v: unknown): string | null {
   if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('hex');
   if (typeof v === 'string') return Buffer.from(v, 'utf8').toString('hex');
   return null;
+}
+
+/** A row's client id in hex; null (and the reason in `skipped`) when it cannot be one. */
+function rowId(v: unknown, where: string, skipped: string[]): string | null {
+  const id = bytesHex(v);
+  if (id === null) skipped.push(`a row of ${where} with no id`);
+  else if (id.length > 2048) skipped.push(`${id.slice(0, 32)}...: id longer than 1024 bytes`);
+  else return id;
+  return null;
+}
+
+/** nfsdcld's epochs are u64s stored as SQLite's signed integers; ours are exact JavaScript numbers. */
+function epochNumber(file: string, v: unknown): number {
+  const n = BigInt.asUintN(64, BigInt(typeof v === 'number' ? Math.trunc(v) : String(v ?? 0)));
+  if (n > BigInt(Number.MAX_SAFE_INTEGER)) throw new LegacyError(`${file}: epoch ${n} is beyond what this program stores`);
+  return Number(n);
+}
+
+const recTableOf = (epoch: number): string => `rec-${epoch.toString(16).padStart(16, '0')}`;
+
+/** The clients of one epoch's rec- table, by id, with their princhash (64 hex digits, or null). */
+function readRecTable(db: SqlDatabase, file: string, tables: Map<string, string[]>, epoch: number, skipped: string[]): Map<string, string | null> {
+  // nfsdcld itself renames tables whose epoch is not zero-padded: match by value.
+  const table = [...tables.keys()].find((name) => {
+    const m = /^rec-([0-9a-fA-F]{1,16})$/.exec(name);
+    return m !== null && BigInt('0x' + m[1]) === BigInt(epoch);
+  });
+  if (table === undefined) throw new LegacyError(`${file}: no table ${recTableOf(epoch)} for epoch ${epoch}`);
+  const hasPh = tables.get(table)!.includes('princhash');
+  const out = new Map<string, string | null>();
+  const st = db.prepare(`SELECT id${hasPh ? ', princhash' : ''} FROM "${table}"`);
+  try {
+    while (st.step()) {
+      const row = st.get();
+      const id = rowId(row[0], table, skipped);
+      if (id === null) continue;
+      // nfsdcld never sends an empty id (it skips the row at grace start).
+      if (id === '') {
+        skipped.push(`a row of ${table} with an empty id`);
+        continue;
+      }
+      const ph = hasPh && row[1] !== null ? bytesHex(row[1]) : null;
+      // A princhash that is not a SHA-256 cannot be checked: the client is left out (refused), not let in unchecked.
+      if (ph !== null && ph.length !== 64 && ph.length !== 0) skipped.push(`${id}: princhash of ${ph.length / 2} bytes in ${table}`);
+      else out.set(id, ph || null);
+    }
+  } finally {
+    st.free();
+  }
+  return out;
 }
 
 /** Read the clients an nfs-utils database would let reclaim. */
@@ -162,39 +208,28 @@ function readOpen(db: SqlDatabase, file: string): LegacyDb {
   const skipped: string[] = [];
 
   if (tables.has('grace')) {
-    // nfsdcld (its schema 2-4; 1 is an nfsdcltrack database it has not upgraded yet).
+    // nfsdcld (its schema 3-4; 1 and 2 are nfsdcltrack-like databases it has not upgraded yet).
     if (schema > 4) throw new LegacyError(`${file}: nfsdcld schema version ${schema} is newer than this program knows (4)`);
     const g = db.exec('SELECT current, recovery FROM grace')[0]?.values?.[0];
     if (!g) throw new LegacyError(`${file}: the grace table is empty`);
-    const current = u64(g[0]);
-    const recovery = u64(g[1]);
-    // nfsdcld lets clients reclaim from the recovery epoch's table. When it is
-    // stopped outside grace (recovery 0), its next start makes the current
-    // epoch the recovery one; when it was stopped during a grace period, its
-    // next start keeps the recovery epoch and empties the current table.
-    const epoch = recovery !== 0n ? recovery : current;
-    let table: string | null = null;
-    for (const name of tables.keys()) {
-      const m = /^rec-([0-9a-fA-F]{1,16})$/.exec(name);
-      if (m && BigInt('0x' + m[1]) === epoch) table = name;
-    }
-    if (table === null) throw new LegacyError(`${file}: no table rec-${epoch.toString(16).padStart(16, '0')} for epoch ${epoch}`);
+    const epochs = { current: epochNumber(file, g[0]), recovery: epochNumber(file, g[1]) };
+    if (!validEpochs(epochs)) throw new LegacyError(`${file}: impossible epochs (current ${epochs.current}, recovery ${epochs.recovery})`);
+    // Both live epochs are read, so that a grace period in progress survives
+    // the switch: the recovery epoch's clients may still reclaim, and the
+    // current one's have already. Tables of other epochs are dead (nfsdcld's
+    // next start refuses the database if it finds one).
+    const current = readRecTable(db, file, tables, epochs.current, skipped);
+    const recovery = epochs.recovery === 0 ? new Map<string, string | null>() : readRecTable(db, file, tables, epochs.recovery, skipped);
     const records: ClientRecord[] = [];
-    const st = db.prepare(`SELECT id FROM "${table}"`);
-    try {
-      while (st.step()) {
-        const id = idHex(st.get()[0]);
-        if (id === null) skipped.push(`a row of ${table} with no id`);
-        else if (id.length > 2048) skipped.push(`${id.slice(0, 32)}...: id longer than 1024 bytes`);
-        // nfsdcld keeps no time and no protocol version: time 0 (gracedone
-        // drops the client unless it reclaims) and v4.0 (so that no grace
-        // period ends early on its account; its next create corrects it).
-        else records.push({ id, time: 0, session: false });
-      }
-    } finally {
-      st.free();
+    for (const id of new Set([...current.keys(), ...recovery.keys()])) {
+      // nfsdcld keeps no time and no protocol version: time 0 (gracedone
+      // drops the client unless it reclaims) and v4.0 (so that no grace
+      // period ends early on its account; its next create corrects it).
+      const inRec = recovery.has(id) ? { epoch: epochs.recovery, ph: recovery.get(id)! } : null;
+      if (current.has(id)) records.push({ id, time: 0, session: false, epoch: epochs.current, ph: current.get(id)!, older: inRec });
+      else records.push({ id, time: 0, session: false, epoch: inRec!.epoch, ph: inRec!.ph, older: null });
     }
-    return { file, kind: 'nfsdcld', schema, epoch, current, recovery, records, skipped };
+    return { file, kind: 'nfsdcld', schema, epochs, records, skipped };
   }
 
   const cols = tables.get('clients');
@@ -207,15 +242,8 @@ function readOpen(db: SqlDatabase, file: string): LegacyDb {
   try {
     while (st.step()) {
       const row = st.get();
-      const id = idHex(row[0]);
-      if (id === null) {
-        skipped.push('a row with no id');
-        continue;
-      }
-      if (id.length > 2048) {
-        skipped.push(`${id.slice(0, 32)}...: id longer than 1024 bytes`);
-        continue;
-      }
+      const id = rowId(row[0], 'clients', skipped);
+      if (id === null) continue;
       let time = typeof row[1] === 'number' ? Math.trunc(row[1]) : Number(row[1] ?? 0);
       if (!Number.isFinite(time) || time < 0) {
         skipped.push(`${id}: time ${String(row[1])} taken as 0`);
@@ -236,24 +264,66 @@ function readOpen(db: SqlDatabase, file: string): LegacyDb {
   return { file, kind: 'nfsdcltrack', schema, records, skipped };
 }
 
-/** A schema-2 nfsdcltrack database holding `records`, as the C program creates it. */
-export async function buildTrackDb(records: Iterable<ClientRecord>): Promise<Uint8Array> {
+/** A new database: `schema` (DDL and fixed rows), one prepared INSERT per row of `rows`, then `after`. */
+async function buildDb(schema: string[], insert: string, rows: Iterable<unknown[]>, after: string[] = []): Promise<Uint8Array> {
   const SQL = await loadSqlJs();
   const db = new SQL.Database();
   try {
-    db.run('CREATE TABLE parameters (key TEXT PRIMARY KEY, value TEXT);');
-    db.run('CREATE TABLE clients (id BLOB PRIMARY KEY, time INTEGER, has_session INTEGER);');
-    db.run(`INSERT OR FAIL INTO parameters values ('version', '2');`);
+    for (const sql of schema) db.run(sql);
     db.run('BEGIN');
-    const st = db.prepare('INSERT INTO clients VALUES (?, ?, ?)');
+    const st = db.prepare(insert);
     try {
-      for (const r of records) st.run([Buffer.from(r.id, 'hex'), r.time, r.session ? 1 : 0]);
+      for (const r of rows) st.run(r);
     } finally {
       st.free();
     }
+    for (const sql of after) db.run(sql);
     db.run('COMMIT');
     return db.export();
   } finally {
     db.close();
   }
+}
+
+/** A schema-2 nfsdcltrack database holding `records`, as the C program creates it. */
+export function buildTrackDb(records: Iterable<ClientRecord>): Promise<Uint8Array> {
+  return buildDb(
+    [
+      'CREATE TABLE parameters (key TEXT PRIMARY KEY, value TEXT);',
+      'CREATE TABLE clients (id BLOB PRIMARY KEY, time INTEGER, has_session INTEGER);',
+      `INSERT OR FAIL INTO parameters values ('version', '2');`,
+    ],
+    'INSERT INTO clients VALUES (?, ?, ?)',
+    (function* () {
+      for (const r of records) yield [Buffer.from(r.id, 'hex'), r.time, r.session ? 1 : 0];
+    })(),
+  );
+}
+
+/**
+ * A schema-4 nfsdcld database, as nfsdcld creates and keeps it: the grace
+ * table holding `epochs`, one rec- table per live epoch with each client's
+ * princhash, and first_time 0, so that its start does not import the C
+ * nfsdcltrack's records and the recovery directory again (ours did, once).
+ * Records carry no time or protocol version there: nfsdcld keeps none.
+ */
+export function buildCldDb(records: Iterable<ClientRecord>, epochs: Epochs): Promise<Uint8Array> {
+  const live = epochs.recovery === 0 ? [epochs.current] : [epochs.current, epochs.recovery];
+  return buildDb(
+    [
+      'CREATE TABLE parameters (key TEXT PRIMARY KEY, value TEXT);',
+      'CREATE TABLE grace (current INTEGER , recovery INTEGER);',
+      `INSERT OR FAIL INTO grace values (${epochs.current}, ${epochs.recovery});`,
+      ...live.map((e) => `CREATE TABLE "${recTableOf(e)}" (id BLOB PRIMARY KEY, princhash BLOB);`),
+      `INSERT OR FAIL INTO parameters values ('version', '4');`,
+      `INSERT OR FAIL INTO parameters values ('first_time', '0');`,
+      // One table of (epoch, id, princhash) is split into the rec- tables at the end.
+      'CREATE TEMP TABLE m (epoch INTEGER, id BLOB, princhash BLOB);',
+    ],
+    'INSERT INTO m VALUES (?, ?, ?)',
+    (function* () {
+      for (const r of records) for (const m of memberships(r, epochs)) yield [m.epoch, Buffer.from(r.id, 'hex'), m.ph === null ? null : Buffer.from(m.ph, 'hex')];
+    })(),
+    [...live.map((e) => `INSERT INTO "${recTableOf(e)}" SELECT id, princhash FROM m WHERE epoch = ${e};`), 'DROP TABLE m;'],
+  );
 }

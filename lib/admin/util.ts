@@ -3,7 +3,7 @@
 // times as ISO-8601 UTC, and the storage dir the commands work on.
 import * as fs from 'fs';
 import { loadTrackConfig } from '../config';
-import { keyOf, type ClientRecord } from '../store/format';
+import { keyOf, sameState, type ClientRecord } from '../store/format';
 
 /** Exit statuses of the admin commands (they never use the kernel's numbers). */
 export const OK = 0;
@@ -113,8 +113,9 @@ export function sortRecords<T extends { id: string }>(recs: T[]): T[] {
   });
 }
 
+/** Same client, same state (epochs and princhashes included). */
 export function sameRecord(a: ClientRecord, b: ClientRecord): boolean {
-  return a.id === b.id && a.time === b.time && a.session === b.session;
+  return a.id === b.id && sameState(a, b);
 }
 
 /** -s/--storagedir, else [nfsdcltrack] storagedir from nfs.conf, else the default. */

@@ -12,14 +12,17 @@ import {
   decodeTimeLine,
   keyOf,
   recordKey,
+  sameState,
   unseal,
   type ClientRecord,
+  type Epochs,
   type JournalEntry,
   type RecState,
   type SnapshotHeader,
 } from '../store/format';
 import { JOURNAL_NAME, SNAPSHOT_NAME, Store, type StoreView } from '../store/store';
 import { isTornPrefix } from '../store/journal';
+import { liveState } from '../tracking';
 import { fileStamp, sortRecords } from './util';
 
 export type Severity = 'error' | 'note';
@@ -98,9 +101,11 @@ function splitLines(text: string): { lines: string[]; partial: string } {
 }
 
 const why = (line: string): string => (unseal(line) === null ? 'checksum mismatch' : 'malformed fields');
-const fmtState = (s: RecState | null | undefined): string => (s ? `time ${s.time} ${s.session ? 'v4.1+' : 'v4.0'}` : 'absent');
-const sameState = (a: RecState | null, b: RecState | null): boolean =>
-  a === b || (a !== null && b !== null && a.time === b.time && a.session === b.session);
+const fmtMembership = (epoch: number, ph: string | null | undefined): string => `epoch ${epoch}${ph ? ` princhash ${ph.slice(0, 8)}` : ''}`;
+const fmtState = (s: RecState | null | undefined): string =>
+  s ? `time ${s.time} ${s.session ? 'v4.1+' : 'v4.0'} ${fmtMembership(s.epoch ?? 1, s.ph)}${s.older ? ` and ${fmtMembership(s.older.epoch, s.older.ph)}` : ''}` : 'absent';
+/** A record's state without its id. */
+const stateOf = ({ id: _id, ...s }: ClientRecord): RecState => s;
 
 function analyzeSnapshot(file: string, f: FileText, findings: Finding[]): SnapshotAnalysis {
   const err = (line: number | undefined, what: string) => findings.push({ severity: 'error', file, line, what });
@@ -114,6 +119,7 @@ function analyzeSnapshot(file: string, f: FileText, findings: Finding[]): Snapsh
   } else {
     err(1, 'no header line');
   }
+  const h0 = res.header;
   let prevKey: string | null = null;
   let prevLine = 0;
   let recordLines = 0;
@@ -144,9 +150,10 @@ function analyzeSnapshot(file: string, f: FileText, findings: Finding[]): Snapsh
     if (prevKey !== null && key <= prevKey) {
       err(n, key === prevKey ? `duplicate client (also on line ${prevLine})` : `out of order (sorts before line ${prevLine})`);
     }
+    if (h0 && rec.epoch! > h0.epochs.current) err(n, `client ${rec.id || '(empty id)'} is recorded in epoch ${rec.epoch}, after the current epoch ${h0.epochs.current}`);
     const seen = res.records.get(rec.id);
     if (seen && !sameState(seen.state, rec)) res.conflicting.add(rec.id);
-    else if (!seen) res.records.set(rec.id, { state: { time: rec.time, session: rec.session }, line: n });
+    else if (!seen) res.records.set(rec.id, { state: stateOf(rec), line: n });
     if (prevKey === null || key > prevKey) {
       prevKey = key;
       prevLine = n;
@@ -221,6 +228,9 @@ function analyzeJournal(
   const known = new Map<string, RecState | null>();
   let base: 'snapshot' | 'null' | 'unknown' = snap?.header && !stale && res.gen === snapGen ? 'snapshot' : 'unknown';
   let lastSeq = 0;
+  // The epochs before the next entry, as far as known: the snapshot's, then
+  // each grace entry's. (Impossible epochs make a grace line undecodable: damaged.)
+  let epochs: Epochs | null = base === 'snapshot' ? snap!.header!.epochs : null;
   for (; i < lines.length; i++) {
     const n = i + 1;
     const e = decodeJournalEntry(lines[i]);
@@ -229,9 +239,10 @@ function analyzeJournal(
       res.damagedLines++;
       // Its id field, as far as it can be read: a client whose fate is unknown.
       const f = lines[i].split(' ');
-      if (f.length >= 4 && /^(?:[0-9a-f]{2})+$|^-$/.test(f[3])) res.damagedIds.push(f[3] === '-' ? '' : f[3]);
+      if (f.length >= 4 && f[2] !== 'grace' && /^(?:[0-9a-f]{2})+$|^-$/.test(f[3])) res.damagedIds.push(f[3] === '-' ? '' : f[3]);
       known.clear();
       base = 'unknown';
+      epochs = null;
       continue;
     }
     if (res.gen === null) res.gen = e.gen;
@@ -240,6 +251,7 @@ function analyzeJournal(
       err(n, e.seq > lastSeq + 1 ? `seq ${e.seq} follows seq ${lastSeq}: ${e.seq - lastSeq - 1} entr${e.seq - lastSeq - 1 === 1 ? 'y is' : 'ies are'} missing` : `seq ${e.seq} follows seq ${lastSeq}: out of sequence`);
       known.clear();
       base = 'unknown';
+      epochs = null;
     }
     lastSeq = e.seq;
     res.entries.push({ entry: e, line: n });
@@ -248,6 +260,19 @@ function analyzeJournal(
       known.clear();
       base = 'null';
       continue;
+    }
+    if (e.op === 'grace') {
+      const to = e.epochs!;
+      if (epochs && to.current < epochs.current) err(n, `grace entry takes the current epoch back, from ${epochs.current} to ${to.current}`);
+      // A recovery epoch is the one that was current at a grace start, or the one already in recovery.
+      else if (epochs && to.recovery !== 0 && to.recovery !== epochs.current && to.recovery !== epochs.recovery) {
+        err(n, `grace entry makes epoch ${to.recovery} the recovery epoch, but the epochs were current ${epochs.current}, recovery ${epochs.recovery}`);
+      }
+      epochs = to;
+      continue;
+    }
+    if (e.op === 'set' && epochs && e.state!.epoch! > epochs.current) {
+      err(n, `set of ${e.id || '(empty id)'} records it in epoch ${e.state!.epoch}, after the current epoch ${epochs.current}`);
     }
     let before: RecState | null | undefined = known.has(e.id) ? known.get(e.id) : undefined;
     if (before === undefined) {
@@ -327,6 +352,7 @@ export function naiveRecords(a: Analysis): Map<string, RecState> {
  *    entries applied in order; damaged snapshot lines are lost;
  *  - damaged view: only what journal entries after the last damage or `lost`
  *    barrier set (StoreView.get's rule); the snapshot proves nothing.
+ * Only live memberships are kept, as Store.records keeps them.
  * `snapshotUnproven`: the journal vanished beside a non-empty snapshot and a
  * writer re-created it empty, which makes the view look healthy; whatever the
  * snapshot holds is still unproven.
@@ -346,7 +372,12 @@ export function provenRecords(view: StoreView, a: Analysis, snapshotUnproven: bo
       if (o.index >= view.facts.proofFrom && o.state) out.set(id, o.state);
     }
   }
-  return sortRecords([...out].map(([id, s]) => ({ id, time: s.time, session: s.session })));
+  const live: ClientRecord[] = [];
+  for (const [id, s] of out) {
+    const l = liveState(s, view.epochs);
+    if (l) live.push({ id, ...l });
+  }
+  return sortRecords(live);
 }
 
 export interface RepairResult {
@@ -375,9 +406,10 @@ export async function repairStore(store: Store, before: Analysis): Promise<Repai
     const salvage = provenRecords(view, a, snapshotUnproven);
     const kept = new Set(salvage.map((r) => r.id));
     const naive = naiveRecords(a);
-    const lost = [...naive.keys()].filter((id) => !kept.has(id));
+    // A record whose every membership is dead (in no live epoch) is not lost: it is gone.
+    const lost = [...naive].filter(([id, st]) => !kept.has(id) && liveState(st, view.epochs)).map(([id]) => id);
     // A damaged snapshot line's client is lost unless a journal entry decided its state since.
-    const touched = new Set((a.journal?.entries ?? []).map((e) => e.entry.id));
+    const touched = new Set((a.journal?.entries ?? []).filter((e) => e.entry.op === 'set' || e.entry.op === 'del').map((e) => e.entry.id));
     const lostDamaged = [
       ...new Set([
         ...(a.snapshot?.damagedKeys ?? []).filter((k) => !kept.has(k) && !naive.has(k) && !touched.has(k)),
