@@ -133,7 +133,10 @@ async function main(argv: string[], log: Logger): Promise<number> {
   pipe = new CldPipe({ path: pipePath, log, onMessage: (msg) => server.handle(msg) });
   pipe.start();
   log.debug(() => `serving ${pipePath} from ${storagedir}`);
-  if (detached) say(3, 'ready\n');
+  if (detached) {
+    say(3, 'ready\n');
+    fs.closeSync(3);
+  }
   log.flush();
   // Syslog lines are sent in batches, not one process per line.
   const flusher = setInterval(() => log.flush(), 1000);

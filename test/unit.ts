@@ -36,9 +36,15 @@ import {
   SNAPSHOT_HEADER_BYTES,
   TIME_LINE_BYTES,
   unseal,
+  INITIAL_EPOCHS,
+  type Epochs,
   type JournalEntry,
   type RecState,
 } from '../lib/store/format';
+import { Cmd, decodeHeader, encodeMessage } from '../lib/cld/codec';
+import { Store } from '../lib/store/store';
+import { created, graceEnded, graceStarted, liveState, recoveryMembership, removedFromCurrent } from '../lib/tracking';
+import { CldModel } from './lib/cld-model';
 
 const FIX = path.resolve(__dirname, '..', 'fixtures', 'cli');
 const SEED = Number(process.env.NFSDCLTRACK_TEST_SEED ?? 20261124);
@@ -474,4 +480,95 @@ t.test('store codecs', async (t) => {
     );
     t.pass('sorted');
   });
+});
+
+// --- the epoch rules (lib/tracking.ts) against the model of nfsdcld -----------------
+
+t.test('tracking: create, remove, check, grace start and end agree with nfsdcld on any sequence', async (t) => {
+  const names = ['a', 'b', 'c', 'd'].map((n) => Buffer.from(`client-${n}`));
+  const phs = [null, Buffer.alloc(32, 1), Buffer.alloc(32, 2)];
+  type Op = { cmd: number; n: number; ph: number; vers: number };
+  const opArb: fc.Arbitrary<Op> = fc.record({
+    cmd: fc.constantFrom(Cmd.Create, Cmd.Create, Cmd.Remove, Cmd.Check, Cmd.GraceStart, Cmd.GraceDone),
+    n: fc.nat({ max: names.length - 1 }),
+    ph: fc.nat({ max: phs.length - 1 }),
+    vers: fc.constantFrom(1, 2, 2),
+  });
+  let compared = 0;
+  fc.assert(
+    fc.property(fc.array(opArb, { maxLength: 40 }), (ops) => {
+      const model = new CldModel();
+      let ep: Epochs = INITIAL_EPOCHS;
+      const recs = new Map<string, RecState>();
+      const get = (id: string) => liveState(recs.get(id) ?? null, ep);
+      const put = (id: string, s: RecState | null) => (s ? recs.set(id, s) : recs.delete(id));
+      let xid = 0;
+      for (const op of ops) {
+        const name = names[op.n];
+        const id = name.toString('hex');
+        const ph = op.vers === 2 ? phs[op.ph] : null;
+        const msg = encodeMessage({ vers: op.vers, cmd: op.cmd, xid: ++xid }, op.cmd <= Cmd.Check ? { name, princhash: ph } : undefined);
+        const out = model.apply(msg);
+        const status = decodeHeader(out[out.length - 1]).status;
+        const inGrace = () => {
+          if (ep.recovery === 0) ep = graceStarted(ep);
+        };
+        if (op.cmd === Cmd.Create) put(id, created(get(id), ep, { time: 0, session: false, ph: ph ? ph.toString('hex') : null }));
+        else if (op.cmd === Cmd.Remove) put(id, removedFromCurrent(get(id), ep));
+        else if (op.cmd === Cmd.Check) {
+          inGrace();
+          const ok = recoveryMembership(get(id), ep) !== null;
+          if (ok) put(id, created(get(id), ep, { time: 0, session: false, ph: null }));
+          if ((status === 0) !== ok) return false;
+        } else if (op.cmd === Cmd.GraceDone) {
+          inGrace();
+          ep = graceEnded(ep);
+        } else {
+          ep = graceStarted(ep);
+          const sent = out.slice(0, -1).map((d) => Buffer.from(d.subarray(10, 10 + d.readUInt16LE(8))).toString('hex') + '/' + (d.length > 1034 && d[1034] ? d.subarray(1035, 1067).toString('hex') : '-')).sort();
+          const ours = [...recs.keys()].flatMap((k) => {
+            const m = recoveryMembership(get(k), ep);
+            return m ? [`${k}/${(op.vers === 2 && m.ph) || '-'}`] : []; // a v1 downcall has no princhash
+          }).sort();
+          compared++;
+          if (!isDeepStrictEqual(sent, ours)) return false;
+        }
+        if ((model.recovery === 0) !== (ep.recovery === 0)) return false;
+      }
+      return true;
+    }),
+    { seed: SEED, numRuns: 2000 },
+  );
+  t.ok(compared > 1000, `${compared} grace starts compared, with statuses and epochs after every step`);
+});
+
+t.test('tracking: the store keeps the right clients whatever the clock does', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nfsdcltrack-epochs-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  // Each step's clock is earlier than the last: stepped back again and again.
+  let clock = 2_000_000_000;
+  const store = new Store({ dir, now: () => (clock -= 3600) });
+  const id = (s: string) => Buffer.from(s).toString('hex');
+  const create = (s: string) => store.mutate((tx) => tx.put(id(s), created(tx.get(id(s)), tx.epochs, { time: store.time(), session: false, ph: null })));
+  await create('reclaims');
+  await create('does-not');
+  await store.mutate((tx) => tx.setEpochs(graceStarted(tx.epochs)));
+  await create('reclaims');
+  await store.mutate((tx) => tx.setEpochs(graceEnded(tx.epochs)));
+  const view = store.read();
+  try {
+    t.ok(view.get(id('reclaims')), 'the client that reclaimed (at an earlier time) is kept');
+    t.equal(view.get(id('does-not')), null, 'the one that did not (with a later time) is gone');
+    t.same([...store.records(view)].map((r) => Buffer.from(r.id, 'hex').toString()), ['reclaims']);
+  } finally {
+    view.close();
+  }
+  await store.compact();
+  const after = store.read();
+  try {
+    t.same([...store.records(after)].map((r) => Buffer.from(r.id, 'hex').toString()), ['reclaims'], 'and so after compaction');
+    t.same(after.epochs, { current: 2, recovery: 0 });
+  } finally {
+    after.close();
+  }
 });

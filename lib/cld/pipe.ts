@@ -22,19 +22,17 @@ export interface PipeOptions {
   onMessage: (msg: Buffer) => void;
 }
 
-/** How long a reply may wait on a full pty before it is given up. */
-const WRITE_WAIT_MS = 10_000;
 /** While the pipe's directory is missing (nfsd not loaded), look again this often. */
 const DIR_RETRY_MS = 1000;
 
-let sleeper: Int32Array | null = null;
-const pause = (ms: number): void => {
-  sleeper ??= new Int32Array(new SharedArrayBuffer(4));
-  Atomics.wait(sleeper, 0, 0, ms);
-};
-
 export class CldPipe {
   private fd = -1;
+  /**
+   * Replies go through a second, blocking descriptor: the event loop makes
+   * the reading one non-blocking, and on a pty a GraceStart's stream of
+   * downcalls would then have to poll for room (rpc_pipefs never blocks).
+   */
+  private wfd = -1;
   private stream: net.Socket | null = null;
   private watcher: fs.FSWatcher | null = null;
   private retry: NodeJS.Timeout | null = null;
@@ -71,18 +69,9 @@ export class CldPipe {
 
   /** One reply, one write(). */
   send(reply: Buffer): void {
-    if (this.fd < 0) throw new Error('the cld pipe is not open');
-    const deadline = Date.now() + WRITE_WAIT_MS;
-    let done = 0;
-    while (done < reply.length) {
-      try {
-        done += fs.writeSync(this.fd, reply, done, reply.length - done);
-      } catch (e) {
-        // The event loop keeps the descriptor non-blocking; only a pty fills up.
-        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN' || Date.now() > deadline) throw e;
-        pause(1);
-      }
-    }
+    if (this.wfd < 0) throw new Error('the cld pipe is not open');
+    const n = fs.writeSync(this.wfd, reply);
+    if (n !== reply.length) throw new Error(`short write to the cld pipe (${n} of ${reply.length} bytes)`);
   }
 
   /**
@@ -145,8 +134,15 @@ export class CldPipe {
   private open(): void {
     if (this.closed) return;
     let fd: number;
+    let wfd: number;
     try {
       fd = fs.openSync(this.opts.path, fs.constants.O_RDWR | fs.constants.O_NOCTTY);
+      try {
+        wfd = fs.openSync(this.opts.path, fs.constants.O_WRONLY | fs.constants.O_NOCTTY);
+      } catch (e) {
+        fs.closeSync(fd);
+        throw e;
+      }
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       // Gone (nfsd stopped): the directory watch brings it back.
@@ -160,10 +156,12 @@ export class CldPipe {
     } catch (e) {
       this.opts.log.error(`${this.opts.path} is not a pipe: ${(e as Error).message}`);
       fs.closeSync(fd);
+      fs.closeSync(wfd);
       return;
     }
     this.drop();
     this.fd = fd;
+    this.wfd = wfd;
     this.stream = stream;
     this.lastOpen = Date.now();
     this.opts.log.debug(() => `opened ${this.opts.path}`);
@@ -187,6 +185,8 @@ export class CldPipe {
     const s = this.stream;
     this.stream = null;
     this.fd = -1;
+    if (this.wfd >= 0) fs.closeSync(this.wfd);
+    this.wfd = -1;
     this.framer.reset();
     // Destroying the stream closes its descriptor.
     if (s) s.destroy();
