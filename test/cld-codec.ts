@@ -152,3 +152,60 @@ t.test('framing: unknown versions and reset', async (t) => {
   f.reset();
   t.same(f.push(a), [{ msg: a }]);
 });
+
+// --- the protocol server in-process (lib/cld/server.ts): its failure paths --------------
+
+t.test('server: group commit, bad names, a store that cannot be written, a pipe that refuses', async (t) => {
+  const fs = await import('fs');
+  const os = await import('os');
+  const path = await import('path');
+  const { CldServer } = await import('../lib/cld/server');
+  const { Store } = await import('../lib/store/store');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cld-server-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const logged: string[] = [];
+  const log = { error: (m: string) => logged.push(m), warn: (m: string) => logged.push(m), debug() {}, debugEnabled: false, foreground: true, flush() {} };
+  const store = new Store({ dir, log });
+  const out: Buffer[] = [];
+  let refuse = false;
+  let mutates = 0;
+  const mutate = store.mutate.bind(store);
+  store.mutate = ((fn: Parameters<typeof store.mutate>[0]) => (mutates++, mutate(fn))) as typeof store.mutate;
+  const server = new CldServer({ store, log: log as never, send: (b) => (refuse ? (() => { throw new Error('EINVAL'); })() : out.push(b)) });
+  let xid = 0;
+  const send = async (...msgs: Buffer[]) => {
+    out.length = 0;
+    for (const m of msgs) server.handle(m);
+    await server.idle();
+    return out.map((b) => [decodeHeader(b).xid, decodeHeader(b).status]);
+  };
+  const m = (cmd: number, client?: ClientInfo) => encodeMessage({ vers: 2, cmd, xid: ++xid }, client);
+  await send(m(Cmd.GraceStart));
+  mutates = 0;
+  const creates = Array.from({ length: 6 }, (_, i) => m(Cmd.Create, { name: name(5 + i), princhash: null }));
+  const bad = Buffer.from(m(Cmd.Create, { name: name(3), princhash: null }));
+  bad.writeUInt16LE(0, 8);
+  t.same(await send(...creates.slice(0, 3), bad, ...creates.slice(3)), [[decodeHeader(bad).xid, -22], ...creates.map((c) => [decodeHeader(c).xid, 0])], 'the empty name refused at once, the six creates answered 0 after their commit');
+  t.equal(mutates, 1, 'six creates, one transaction');
+  t.match(logged.join('\n'), /refused/);
+  fs.chmodSync(dir, 0o500);
+  fs.writeFileSync(path.join(dir, 'clients.lock'), ''); // a lock that is no directory: writers cannot take it
+  const short = new Store({ dir, log, lock: { waitMs: 50 } });
+  const server2 = new CldServer({ store: short, log: log as never, send: (b) => out.push(b) });
+  out.length = 0;
+  const c = m(Cmd.Create, { name: name(9), princhash: null });
+  server2.handle(c);
+  server2.handle(m(Cmd.GraceDone));
+  server2.handle(m(Cmd.Check, { name: name(9), princhash: null }));
+  server2.handle(m(Cmd.GraceStart));
+  await server2.idle();
+  t.same(out.map((b) => decodeHeader(b).status), [-121, -121, -13, -121], 'no lock: -EREMOTEIO for writes and grace, -EACCES for a check');
+  fs.rmSync(path.join(dir, 'clients.lock'));
+  fs.chmodSync(dir, 0o700);
+  refuse = true;
+  logged.length = 0;
+  t.same(await send(m(Cmd.GetVersion)), [], 'a refused reply is not retried');
+  t.match(logged.join('\n'), /cannot answer/, 'and is logged');
+  refuse = false;
+  t.same((await send(m(Cmd.GetVersion))).length, 1, 'and the next message is answered');
+});
