@@ -45,7 +45,7 @@ export interface StoreOptions {
   lock?: Partial<Omit<LockOptions, 'onCompromised'>>;
 }
 
-/** Stores whose damage this process has already reported: it is logged once. */
+/** Stores whose damage this process has already reported: it is logged once, until the store is sound again. */
 const damageLogged = new Set<string>();
 const quiet: StoreLog = { warn() {}, error() {}, debug() {} };
 
@@ -242,7 +242,9 @@ export class Store {
       const fresh = !!h && h.gen === 1 && h.records === 0;
       const facts = resolveJournal(journal?.parsed ?? null, snapGen, snapshot === null, fresh);
       const view = new StoreView(snapshot, journal, facts);
-      if (!facts.healthy && !damageLogged.has(this.dir)) {
+      // A daemon reads the same store for months: once healthy again (repaired), new damage is news.
+      if (facts.healthy) damageLogged.delete(this.dir);
+      else if (!damageLogged.has(this.dir)) {
         damageLogged.add(this.dir);
         this.log.error(`store ${this.dir} is damaged (${facts.problems.join('; ')}): clients it cannot prove are refused; run 'nfsdcltrack verify --repair'`);
       }
