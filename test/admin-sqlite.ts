@@ -9,7 +9,12 @@ import * as path from 'path';
 import { spawnSync } from 'child_process';
 import { importAtDaemonStart, importIfLegacy } from '../lib/admin/migrate';
 import { buildCldDb, buildTrackDb, loadSqlJs, readLegacyDb } from '../lib/admin/sqlite';
-import { INITIAL_EPOCHS, type ClientRecord, type Epochs } from '../lib/store/format';
+import { INITIAL_EPOCHS, type ClientRecord, type Epochs, type RecState } from '../lib/store/format';
+import { printableId, sortRecords } from '../lib/admin/util';
+import { ClientInfo, CLD_V2_SIZE, Cmd, decodeClient, decodeHeader, encodeMessage } from '../lib/cld/codec';
+import { created, graceEnded, graceStarted, liveState } from '../lib/tracking';
+import { CallResult, CldDriver } from './lib/cld-driver';
+import { loudSkip, referenceProgram } from './lib/reference';
 import { Store } from '../lib/store/store';
 import { adminSandbox } from './lib/admin';
 
@@ -453,3 +458,115 @@ t.test('importAtDaemonStart: nfsdcld, the C nfsdcltrack, the recovery directory;
   t.equal(await importAtDaemonStart(dir4, conf(`[nfsdcld]\nstoragedir = ${path.join(TMP, 'none')}\n[nfsdcltrack]\nstoragedir = ${path.join(TMP, 'none')}\n`), log), null);
   t.same(fs.readdirSync(dir4), []);
 });
+
+// --- through Debian's nfsdcld -------------------------------------------------------
+const NFSDCLD = referenceProgram('usr/sbin/nfsdcld');
+/** Debian's nfsdcld on `store` through a pty, and a function making its next xid. */
+async function debianNfsdcld(tt: Pick<typeof t, 'equal'>, store: string): Promise<{ d: CldDriver; msg: (cmd: number, client?: ClientInfo) => Buffer }> {
+  const d = await CldDriver.open(fresh('pipefs'), store, { cmd: [(NFSDCLD as { bin: string }).bin], env: {}, padV1To: CLD_V2_SIZE });
+  let xid = 100;
+  const msg = (cmd: number, client?: ClientInfo) => encodeMessage({ vers: cmd === Cmd.GetVersion ? 1 : 2, cmd, xid: xid++ }, client);
+  tt.equal((await d.call(msg(Cmd.GetVersion), 20_000)).final[8], 2, 'nfsdcld speaks v2');
+  return { d, msg };
+}
+/** A GraceStart's -EINPROGRESS downcalls as [id hex, princhash hex | null], sorted. */
+const reclaimable = (r: CallResult): [string, string | null][] =>
+  r.inProgress
+    .map((m) => {
+      const c = decodeClient(m);
+      if (!c.ok) throw new Error(c.why);
+      return [c.client.name.toString('hex'), c.client.princhash?.toString('hex') ?? null] as [string, string | null];
+    })
+    .sort();
+
+t.test('Debian\'s nfsdcld serves what export --nfsdcld wrote', async (t) => {
+  if ('why' in NFSDCLD) return loudSkip(t, `Debian's nfsdcld not available (${NFSDCLD.why}): export --nfsdcld NOT tested against it`);
+  // In grace: nfsdcld keeps the epochs and sends the recovery epoch's clients.
+  const inGrace = await epochStore(GRACE_RECORDS, IN_GRACE);
+  const out = fresh('cld-serve');
+  fs.mkdirSync(out);
+  t.equal(run(['-s', inGrace, 'export', '--nfsdcld', out]).status, 0);
+  let { d, msg } = await debianNfsdcld(t, out);
+  try {
+    const g = await d.call(msg(Cmd.GraceStart));
+    t.equal(decodeHeader(g.final).status, 0, d.daemonLog);
+    t.same(reclaimable(g), [[A, PH('b')], [B, PH('c')]], 'exactly our recovery epoch\'s clients, with their princhashes');
+  } finally {
+    await d.close();
+  }
+  // Not in grace: GraceStart makes the current epoch the recovery one.
+  const after = await epochStore(GRACE_RECORDS, { current: 3, recovery: 0 });
+  const out2 = fresh('cld-serve');
+  fs.mkdirSync(out2);
+  t.equal(run(['-s', after, 'export', '--nfsdcld', out2]).status, 0);
+  ({ d, msg } = await debianNfsdcld(t, out2));
+  try {
+    const g = await d.call(msg(Cmd.GraceStart));
+    t.same(reclaimable(g), [[A, PH('a')], [C, null]], 'exactly our current epoch\'s clients');
+  } finally {
+    await d.close();
+  }
+  const back = await readLegacyDb(out2);
+  t.same(back.epochs, { current: 4, recovery: 3 }, 'and nfsdcld moved on from our epochs');
+});
+
+t.test('a database Debian\'s nfsdcld wrote, imported: the records and epochs of lib/tracking\'s rules', async (t) => {
+  if ('why' in NFSDCLD) return loudSkip(t, `Debian's nfsdcld not available (${NFSDCLD.why}): import of its databases NOT tested`);
+  // Started on an empty schema-4 database with first_time 0, so that it imports nothing of this machine's.
+  const db = fresh('cld-wrote');
+  fs.mkdirSync(db);
+  fs.writeFileSync(path.join(db, 'main.sqlite'), await buildCldDb([], INITIAL_EPOCHS));
+  const ph1 = Buffer.alloc(32, 1);
+  const ph2 = Buffer.alloc(32, 2);
+  const name = (id: string) => Buffer.from(id, 'hex');
+  const { d, msg } = await debianNfsdcld(t, db);
+  // What lib/tracking says the same events make of a store, alongside.
+  let ep = INITIAL_EPOCHS;
+  const want = new Map<string, RecState | null>();
+  const create = async (id: string, ph: Buffer | null) => {
+    t.equal(decodeHeader((await d.call(msg(Cmd.Create, { name: name(id), princhash: ph }))).final).status, 0);
+    want.set(id, created(want.get(id) ?? null, ep, { time: 0, session: false, ph: ph?.toString('hex') ?? null }));
+  };
+  const tables: string[][] = [];
+  try {
+    await d.call(msg(Cmd.GraceStart));
+    ep = graceStarted(ep);
+    await create(A, ph1);
+    await create(B, null);
+    await d.call(msg(Cmd.GraceDone));
+    ep = graceEnded(ep);
+    tables.push(await dbTables(db));
+    const g = await d.call(msg(Cmd.GraceStart));
+    ep = graceStarted(ep);
+    t.same(reclaimable(g), [[A, ph1.toString('hex')], [B, null]]);
+    await create(A, ph2);
+    await create(C, null);
+    tables.push(await dbTables(db));
+  } finally {
+    await d.close();
+  }
+  t.comment(`nfsdcld's tables after GraceStart, Create x2, GraceDone: ${tables[0].join('; ')}`);
+  t.comment(`... then GraceStart, Create x2: ${tables[1].join('; ')}`);
+  const dir = fresh('cld-import');
+  t.equal(run(['-s', dir, 'import', db]).status, 0);
+  const got = storeState(dir);
+  t.same(got.epochs, ep, `the epochs (${ep.current}, ${ep.recovery})`);
+  const expected = [...want].map(([id, s]) => ({ id, ...liveState(s, ep)! }));
+  t.same(got.records, sortRecords(expected).map((r) => ({ ...r, older: r.older ?? null })), 'the records lib/tracking makes of the same events');
+});
+
+/** Each table of an SQLite file with its rows (ids as text when printable), for the record. */
+async function dbTables(file: string): Promise<string[]> {
+  const SQL = await loadSqlJs();
+  const db = new SQL.Database(fs.readFileSync(path.join(file, 'main.sqlite')));
+  try {
+    const names = (db.exec(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)[0]?.values ?? []).map((r) => String(r[0]));
+    return names.map((n) => {
+      const rows = db.exec(`SELECT * FROM "${n}"`)[0]?.values ?? [];
+      const cell = (v: unknown) => (v instanceof Uint8Array ? (printableId(Buffer.from(v).toString('hex')) ?? `x'${Buffer.from(v).toString('hex').slice(0, 8)}..'`) : String(v));
+      return `${n}: ${rows.map((r) => `(${r.map(cell).join(', ')})`).join(' ') || 'empty'}`;
+    });
+  } finally {
+    db.close();
+  }
+}

@@ -10,6 +10,7 @@ import { spawn, spawnSync } from 'child_process';
 import { fsWarnings, lockState, mountOf } from '../lib/admin/inspect';
 import { printableId, table } from '../lib/admin/util';
 import { Store } from '../lib/store/store';
+import { decodeJournalEntry, encodeJournalEntry } from '../lib/store/format';
 import { TEST_RUNTIME } from './lib/runtime';
 import { adminSandbox, type Run } from './lib/admin';
 import type { Expect } from '../fixtures/stores/expect';
@@ -350,4 +351,53 @@ t.test('list and status while writers run', async (t) => {
   t.equal(final.count, 48);
   t.equal(run(['-s', dir, 'verify']).status, 0);
   t.ok(reads >= 3, `${reads} reads during the writes`);
+});
+
+t.test('cld epochs: status, list, and verify of grace entries', async (t) => {
+  const dir = fresh('epochs');
+  fs.mkdirSync(dir);
+  const store = new Store({ dir });
+  const ph = 'ab'.repeat(32);
+  await store.mutate((tx) => {
+    tx.put('aa', { time: 5, session: true, epoch: 1, ph, older: null });
+    tx.put('bb', { time: 6, session: false, epoch: 1, ph: null, older: null });
+  });
+  await store.mutate((tx) => tx.setEpochs({ current: 2, recovery: 1 }));
+  await store.mutate((tx) => tx.put('aa', { time: 7, session: true, epoch: 2, ph: null, older: { epoch: 1, ph } }));
+  const s = run(['-s', dir, 'status']);
+  t.match(s.stdout, /^epochs: +current 2, recovery 1: in grace \(clients of epoch 1 may reclaim\)$/m);
+  t.match(s.stdout, /^format: +v2$/m);
+  t.match(JSON.parse(run(['-s', dir, 'status', '--json']).stdout), { epochs: { current: 2, recovery: 1 }, inGrace: true, formatVersion: 2 });
+  const l = run(['-s', dir, 'list']).stdout.split('\n');
+  t.match(l[1], /^aa +4\.1\+ +\S+Z +2,1 +-,abababab +-$/, 'both memberships, newest first, with their princhashes');
+  t.match(l[2], /^bb +4\.0 +\S+Z +1 +- +-$/);
+  t.equal(run(['-s', dir, 'verify']).status, 0, 'sound');
+  // The grace end: bb, only in the recovery epoch, is no longer listed
+  await store.mutate((tx) => tx.setEpochs({ current: 2, recovery: 0 }));
+  t.same(JSON.parse(run(['-s', dir, 'list', '--json']).stdout).clients.map((c: { id: string; cld_epochs: unknown }) => [c.id, c.cld_epochs]), [['aa', [{ epoch: 2, princhash: null }]]]);
+  t.match(run(['-s', dir, 'status']).stdout, /^epochs: +current 2, not in grace$/m);
+  t.equal(run(['-s', dir, 'verify']).status, 0);
+  // A journal whose grace entries take the epoch back, or set a record in a future epoch, is reported.
+  const bad = fresh('epochs-bad');
+  fs.cpSync(dir, bad, { recursive: true });
+  const store2 = new Store({ dir: bad });
+  await store2.mutate((tx) => tx.setEpochs({ current: 1, recovery: 0 }));
+  await store2.mutate((tx) => tx.put('cc', { time: 8, session: false, epoch: 5, ph: null, older: null }));
+  await store2.mutate((tx) => tx.setEpochs({ current: 7, recovery: 3 }));
+  const v = run(['-s', bad, 'verify']);
+  t.equal(v.status, 1, v.stdout);
+  t.match(v.stdout, /clients\.journal:\d+: grace entry takes the current epoch back, from 2 to 1/);
+  t.match(v.stdout, /clients\.journal:\d+: set of cc records it in epoch 5, after the current epoch 1/);
+  t.match(v.stdout, /clients\.journal:\d+: grace entry makes epoch 3 the recovery epoch, but the epochs were current 1, recovery 0/);
+  // prev-state checks cover the epoch fields: a prev that differs from the record only in a princhash is caught
+  const forged = fresh('epochs-forged');
+  fs.cpSync(dir, forged, { recursive: true });
+  const jfile = path.join(forged, 'clients.journal');
+  const last = decodeJournalEntry(fs.readFileSync(jfile, 'latin1').trimEnd().split('\n').pop()!)!;
+  const was = { time: 7, session: true, epoch: 2, ph: null, older: { epoch: 1, ph } };
+  const entry = { gen: last.gen, seq: last.seq + 1, op: 'set' as const, id: 'aa', state: { ...was, time: 9 }, prev: { ...was, older: { epoch: 1, ph: null } } };
+  fs.appendFileSync(jfile, encodeJournalEntry(entry));
+  const f = run(['-s', forged, 'verify']);
+  t.equal(f.status, 1);
+  t.match(f.stdout, /set of aa says its previous state was time 7 v4\.1\+ epoch 2 and epoch 1, but it was time 7 v4\.1\+ epoch 2 and epoch 1 princhash abababab/);
 });
