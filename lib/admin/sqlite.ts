@@ -1,5 +1,6 @@
 // nfs-utils' SQLite databases: read an nfsdcltrack (schema 1, 2) or nfsdcld
-// (schema 1-4) main.sqlite, and write a schema-2 nfsdcltrack one.
+// (schema 1-4) main.sqlite, and write a schema-2 nfsdcltrack or a schema-4
+// nfsdcld one.
 //
 // WHY sql.js (SQLite compiled to WebAssembly) AND NOT better-sqlite3
 // Measured on the development machine (2 vCPUs, Node 20.20, 100,000 clients
@@ -21,8 +22,9 @@
 //
 // The "inline" build carries the WebAssembly binary inside the JavaScript, so
 // the bundle (dist/admin.js) is self-contained: an install that copies dist/
-// and no node_modules still runs import and export. It is required only by
-// those two commands; the kernel's hot path never loads it.
+// and no node_modules still runs import and export. It is loaded only by
+// those two commands and by a one-time import that finds a main.sqlite; the
+// kernel's hot path never loads it.
 import * as fs from 'fs';
 import * as path from 'path';
 import { memberships } from '../tracking';
