@@ -94,7 +94,8 @@ export function loadTrackConfig(env: Env, warn: Warn): TrackConfig {
   return trackConfigFrom(loadConf(env, warn), warn);
 }
 
-function loadConf(env: Env, warn: Warn): NfsConf {
+/** nfs.conf, from env.NFSDCLTRACK_CONF_FILE when set and not empty, else /etc/nfs.conf. */
+export function loadConf(env: Env, warn: Warn): NfsConf {
   const override = env.NFSDCLTRACK_CONF_FILE;
   return loadNfsConf(override !== undefined && override !== '' ? override : DEFAULT_NFS_CONF, env, warn);
 }

@@ -4,8 +4,7 @@
 // (importAtDaemonStart).
 import * as fs from 'fs';
 import * as path from 'path';
-import { DEFAULT_NFS_CONF } from '../config';
-import { loadNfsConf } from '../nfsconf';
+import { loadConf } from '../config';
 import { INITIAL_EPOCHS, type ClientRecord, type Epochs, type Membership } from '../store/format';
 import { fsyncDir } from '../store/fsutil';
 import { Store, type StoreLog, type StoreView } from '../store/store';
@@ -351,7 +350,7 @@ export function importIfLegacy(dir: string, log?: StoreLog): Promise<number | nu
  * ever be used again, purges entries that did not reclaim at its grace end.
  */
 export function importAtDaemonStart(dir: string, env: Record<string, string | undefined>, log: StoreLog): Promise<number | null> {
-  const conf = loadNfsConf(env.NFSDCLTRACK_CONF_FILE || DEFAULT_NFS_CONF, env, (m) => log.warn(m));
+  const conf = loadConf(env, (m) => log.warn(m));
   const cldDir = env.NFSDCLTRACK_NFSDCLD_DIR || conf.get('nfsdcld', 'storagedir') || NFSDCLD_DIR;
   const trackDir = conf.get('nfsdcltrack', 'storagedir') || NFSDCLTRACK_DIR;
   return importOnce(dir, [dir, cldDir, trackDir], recoveryDir(env), log);
