@@ -11,7 +11,19 @@
 #   /usr/local/sbin/nfsdcltrack           the launcher the kernel runs (TARGET); it names its
 #                                         runtime by absolute path, since the kernel passes no PATH
 #   /usr/local/share/man/man8/nfsdcltrack.8
+#   /usr/local/sbin/nfsdcld-ts            the cld daemon's launcher (CLD_TARGET), when dist/nfsdcld
+#                                         is built; it runs LIBDIR/nfsdcld.js (and, at a first
+#                                         start, LIBDIR/admin.js for the import)
+#   /usr/local/share/man/man8/nfsdcld-ts.8
+#   /usr/local/lib/systemd/system/nfsdcld-ts.service
+#                                         the daemon's unit, which takes nfsdcld.service's place;
+#                                         installed, never enabled: see README.md
 #   /usr/local/lib/nfsdcltrack-ts/install-manifest   what was done, for --uninstall
+#
+# The daemon is installed as nfsdcld-ts, not nfsdcld: Debian's nfs-kernel-server
+# owns /usr/sbin/nfsdcld (and nfsdcld.service runs it), so PREFIX=/usr would
+# overwrite a packaged file that the next upgrade puts back, and a
+# /usr/local/sbin/nfsdcld would shadow it for anyone typing its name.
 #
 # Options (PREFIX and DESTDIR may also come from the environment):
 #   --prefix DIR        installation prefix (default /usr/local)
@@ -22,6 +34,10 @@
 #                       kept as /sbin/nfsdcltrack.pre-nfsdcltrack-ts and put back by --uninstall
 #   --libdir DIR        default PREFIX/lib/nfsdcltrack-ts
 #   --mandir DIR        default PREFIX/share/man
+#   --cld-target PATH   where the daemon's launcher goes (default PREFIX/sbin/nfsdcld-ts)
+#   --unitdir DIR       where nfsdcld-ts.service goes (default PREFIX/lib/systemd/system)
+#   --storagedir DIR    the store the unit waits for (RequiresMountsFor=; default
+#                       /var/lib/nfs/nfsdcltrack): give the storagedir of your nfs.conf
 #   --kernel            point the running kernel at TARGET now, by writing it to
 #                       /sys/module/nfsd/parameters/cltrack_prog (undone by --uninstall)
 #   --kernel-persist    write /etc/modprobe.d/nfsdcltrack-ts.conf
@@ -48,7 +64,9 @@ usage() { sed -n '2,/^# Exit status/p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0
 HERE=$(cd "$(dirname "$0")" && pwd)
 PREFIX=${PREFIX:-/usr/local}
 DESTDIR=${DESTDIR:-}
-TARGET= LIBDIR= MANDIR= SRC=$(dirname "$HERE")
+TARGET= LIBDIR= MANDIR= CLD_TARGET= UNITDIR= SRC=$(dirname "$HERE")
+STORAGEDIR=/var/lib/nfs/nfsdcltrack
+UNIT_NAME=nfsdcld-ts.service
 SYSFS_PARAM=/sys/module/nfsd/parameters/cltrack_prog
 SYSFS_GIVEN=0
 MODPROBE_DIR=/etc/modprobe.d
@@ -71,6 +89,12 @@ while [ $# -gt 0 ]; do
         --libdir=*) LIBDIR=${1#*=}; shift;;
         --mandir) need "$@"; MANDIR=$2; shift 2;;
         --mandir=*) MANDIR=${1#*=}; shift;;
+        --cld-target) need "$@"; CLD_TARGET=$2; shift 2;;
+        --cld-target=*) CLD_TARGET=${1#*=}; shift;;
+        --unitdir) need "$@"; UNITDIR=$2; shift 2;;
+        --unitdir=*) UNITDIR=${1#*=}; shift;;
+        --storagedir) need "$@"; STORAGEDIR=$2; shift 2;;
+        --storagedir=*) STORAGEDIR=${1#*=}; shift;;
         --source) need "$@"; SRC=$2; shift 2;;
         --source=*) SRC=${1#*=}; shift;;
         --sysfs-param) need "$@"; SYSFS_PARAM=$2; SYSFS_GIVEN=1; shift 2;;
@@ -88,8 +112,10 @@ done
 LIBDIR=${LIBDIR:-$PREFIX/lib/nfsdcltrack-ts}
 MANDIR=${MANDIR:-$PREFIX/share/man}
 TARGET=${TARGET:-$PREFIX/sbin/nfsdcltrack}
+CLD_TARGET=${CLD_TARGET:-$PREFIX/sbin/nfsdcld-ts}
+UNITDIR=${UNITDIR:-$PREFIX/lib/systemd/system}
 DESTDIR=${DESTDIR%/}
-for v in PREFIX LIBDIR MANDIR TARGET MODPROBE_DIR; do
+for v in PREFIX LIBDIR MANDIR TARGET CLD_TARGET UNITDIR STORAGEDIR MODPROBE_DIR; do
     p=${!v}
     case "$p" in /*) ;; *) echo "$ME: $v must be an absolute path: $p" >&2; exit 1;; esac
     case "$p" in *[[:space:]]*) echo "$ME: $v must not contain white space: $p" >&2; exit 1;; esac
@@ -172,6 +198,12 @@ do_uninstall() {   # $1 = quiet (reinstall)
         esac
     done
     rm -f "$m"
+    # enabling was the administrator's, so is disabling: say so rather than leave it dangling silently
+    if [ -z "$quiet" ]; then
+        for w in "$DESTDIR"/etc/systemd/system/*.wants/"$UNIT_NAME"; do
+            [ -L "$w" ] && warn "$w is left (the unit was enabled): run 'systemctl disable $UNIT_NAME' (and 'systemctl unmask nfsdcld.service' to go back to nfs-utils' nfsdcld)"
+        done
+    fi
     for ((i = ${#lines[@]} - 1; i >= 0; i--)); do
         read -r kind a b <<<"${lines[i]}"
         [ "$kind" = dir ] && rmdir "$DESTDIR$a" 2>/dev/null || true
@@ -269,6 +301,32 @@ else
     cp "$LAUNCHER" "$STAGE/target"   # a compiled launcher: as is
 fi
 
+# The daemon's launcher (dist/nfsdcld: '#!/abs/node' + require('./nfsdcld.js')),
+# made stand-alone like the upcall's: the copy in LIBDIR keeps its relative
+# require, the one at CLD_TARGET requires LIBDIR/nfsdcld.js by absolute path.
+CLD=0
+if [ -f "$DIST/nfsdcld" ] && [ -f "$DIST/nfsdcld.js" ]; then
+    CLD=1
+    [ -f "$DIST/admin.js" ] || die "$DIST/admin.js is missing (the daemon's first-start import needs it): build again"
+    sed -e "s|require(\(['\"]\)\./|require(\1$LIBDIR/|g" "$STAGE/lib/nfsdcld" > "$STAGE/cld-target"
+    head -1 "$STAGE/cld-target" | grep -q '^#!' || die "$DIST/nfsdcld has no interpreter line"
+    sed -i "1a // $MARK daemon launcher, installed by scripts/install.sh; the bundled program is in $LIBDIR" "$STAGE/cld-target"
+    if grep -qE '__dirname|import\.meta|\$0|dirname|require\((.)\.\.?/' "$STAGE/cld-target"; then
+        die "cannot make a stand-alone launcher from $DIST/nfsdcld (it finds files relative to itself): $(tr '\n' ' ' < "$STAGE/cld-target")"
+    fi
+    ! grep -qaF -e "$SRC/" -e "$SRC_REAL/" "$STAGE/cld-target" || die "the daemon's launcher still refers to the checkout $SRC"
+    RT=$(head -1 "$STAGE/cld-target" | sed 's/^#!//' | awk '{print $NF}')
+    case "$RT" in /*) ;; *) die "the daemon launcher's interpreter is not an absolute path: '$RT'";; esac
+    case "$RT" in "$LIBDIR"/*) ;; *) [ -x "$RT" ] || warn "the daemon launcher's runtime $RT is not executable on this machine";; esac
+    [ -f "$SRC/systemd/$UNIT_NAME" ] || die "$SRC/systemd/$UNIT_NAME is missing"
+    # the unit names the installed launcher and the store it must wait for
+    sed -e "s|^ExecStart=.*|ExecStart=$CLD_TARGET|" -e "s|^RequiresMountsFor=.*|RequiresMountsFor=$STORAGEDIR|" \
+        "$SRC/systemd/$UNIT_NAME" > "$STAGE/unit"
+    grep -qx "ExecStart=$CLD_TARGET" "$STAGE/unit" || die "$SRC/systemd/$UNIT_NAME has no ExecStart= line"
+else
+    warn "$DIST/nfsdcld is not built: the cld daemon, its man page and unit are not installed"
+fi
+
 # -------- place the files
 mkdirs "$LIBDIR"
 for f in "$STAGE"/lib/*; do
@@ -285,8 +343,21 @@ if [ -f "$SRC/man/nfsdcltrack.8" ]; then
 else
     warn "$SRC/man/nfsdcltrack.8 is missing: no man page installed"
 fi
+if [ "$CLD" = 1 ]; then
+    put_file "$STAGE/cld-target" "$CLD_TARGET" 755
+    if [ -f "$SRC/man/nfsdcld.8" ]; then
+        put_file "$SRC/man/nfsdcld.8" "$MANDIR/man8/nfsdcld-ts.8" 644
+    else
+        warn "$SRC/man/nfsdcld.8 is missing: no man page for the daemon installed"
+    fi
+    put_file "$STAGE/unit" "$UNITDIR/$UNIT_NAME" 644
+fi
 write_manifest
 say "installed $DESTDIR$TARGET (program in $DESTDIR$LIBDIR)"
+if [ "$CLD" = 1 ]; then
+    say "installed the cld daemon $DESTDIR$CLD_TARGET and $DESTDIR$UNITDIR/$UNIT_NAME (not enabled; to use it:"
+    say "  systemctl daemon-reload; systemctl mask --now nfsdcld.service; systemctl enable --now $UNIT_NAME)"
+fi
 
 # -------- self-test: the installed program, with the kernel's empty environment
 if [ -z "$DESTDIR" ] && [ "$SELFTEST" = 1 ]; then
@@ -304,6 +375,13 @@ if [ -z "$DESTDIR" ] && [ "$SELFTEST" = 1 ]; then
     fi
     rm -rf "$st"
     say "self-test passed (init, create, check with the kernel's empty environment)"
+    # the daemon's launcher, runtime and bundle load (-h exits 0 before touching anything)
+    if [ "$CLD" = 1 ] && ! env -i "$CLD_TARGET" -h >/dev/null 2>"$STAGE/cld.out"; then
+        cat "$STAGE/cld.out" >&2
+        echo "$ME: error: the installed $CLD_TARGET failed to start (-h); rolling back" >&2
+        do_uninstall quiet
+        exit 2
+    fi
 fi
 
 # -------- the kernel

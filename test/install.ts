@@ -8,7 +8,9 @@ import t from 'tap';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { spawnSync } from 'child_process';
+import { spawn, spawnSync } from 'child_process';
+import { Cmd, decodeHeader, encodeMessage } from '../lib/cld/codec';
+import { CldDriver } from './lib/cld-driver';
 
 const ROOT = path.resolve(__dirname, '..');
 const SCRIPT = path.join(ROOT, 'scripts', 'install.sh');
@@ -239,4 +241,146 @@ t.test('the real build: staged install, then a PREFIX install that answers like 
   t.equal(kernelRun(prog, ['-s', store, 'bogus'], env), 218, 'unknown command');
   t.equal(install(['--prefix', prefix, '--uninstall']).status, 0);
   t.same(tree(root).filter((e) => !e.startsWith('store') && !e.startsWith('nfs.conf')), [], 'only the test store is left');
+});
+
+// --- the cld daemon -------------------------------------------------------
+
+/** A scratch nfs.conf and import sources, so that the daemon's first start reads nothing of this machine's. */
+function daemonEnv(root: string): Record<string, string> {
+  const conf = path.join(root, 'nfs.conf');
+  fs.writeFileSync(conf, '');
+  fs.mkdirSync(path.join(root, 'no-nfsdcld'), { recursive: true });
+  fs.mkdirSync(path.join(root, 'no-recovery'), { recursive: true });
+  return { NFSDCLTRACK_CONF_FILE: conf, NFSDCLTRACK_NFSDCLD_DIR: path.join(root, 'no-nfsdcld'), NFSDCLTRACK_RECOVERY_DIR: path.join(root, 'no-recovery') };
+}
+
+/** GetVersion (a v1 message) through a driver; the version the daemon answers, with the reply's status. */
+async function getVersion(d: CldDriver): Promise<{ status: number; version: number }> {
+  const r = await d.call(encodeMessage({ vers: 1, cmd: Cmd.GetVersion, xid: 7 }), 20_000);
+  return { status: decodeHeader(r.final).status, version: r.final[8] };
+}
+
+const HAVE_PTY = spawnSync('python3', ['-c', 'import pty, tty'], { stdio: 'ignore' }).status === 0;
+const BUILT_CLD = fs.existsSync(path.join(DIST, 'nfsdcld')) && fs.existsSync(path.join(DIST, 'nfsdcld.js'));
+
+t.test('the real build: the cld daemon, its man page and unit, staged; the staged daemon answers GetVersion', { skip: !BUILT_CLD && 'dist/nfsdcld is not built (npm ci builds it)' }, async (t) => {
+  const dest = fresh('dest');
+  const r = install(['--destdir', dest, '--storagedir', '/srv/nfs/state']);
+  t.equal(r.status, 0, r.out);
+  t.match(r.out, /systemctl mask --now nfsdcld\.service; systemctl enable --now nfsdcld-ts\.service/, 'says how to switch, and does not');
+  const mode = (p: string) => (fs.statSync(path.join(dest, p)).mode & 0o7777).toString(8);
+  const lib = 'usr/local/lib/nfsdcltrack-ts';
+  const expected: Array<[string, string]> = [
+    ['usr/local/sbin/nfsdcld-ts', '755'],
+    [`${lib}/nfsdcld`, '755'],
+    [`${lib}/nfsdcld.js`, '644'],
+    [`${lib}/admin.js`, '644'],
+    ['usr/local/share/man/man8/nfsdcld-ts.8', '644'],
+    ['usr/local/lib/systemd/system/nfsdcld-ts.service', '644'],
+  ];
+  for (const [p, m] of expected) t.equal(fs.existsSync(path.join(dest, p)) && mode(p), m, `${p} mode ${m}`);
+  t.notOk(fs.existsSync(path.join(dest, 'usr/local/sbin/nfsdcld')), 'not installed as nfsdcld (Debian owns /usr/sbin/nfsdcld)');
+  t.equal(fs.readFileSync(path.join(dest, 'usr/local/share/man/man8/nfsdcld-ts.8'), 'utf8'), fs.readFileSync(path.join(ROOT, 'man', 'nfsdcld.8'), 'utf8'), 'the man page');
+
+  const launcher = fs.readFileSync(path.join(dest, 'usr/local/sbin/nfsdcld-ts'), 'utf8');
+  t.equal(interpreter(path.join(dest, 'usr/local/sbin/nfsdcld-ts')), interpreter(path.join(DIST, 'nfsdcld')), 'names the build\'s Node by absolute path');
+  t.match(interpreter(path.join(dest, 'usr/local/sbin/nfsdcld-ts')), /^\//);
+  t.match(launcher, /require\('\/usr\/local\/lib\/nfsdcltrack-ts\/nfsdcld\.js'\)/, 'requires the bundle by its final absolute path');
+  t.notMatch(launcher, ROOT, 'no reference to the checkout');
+
+  const unit = fs.readFileSync(path.join(dest, 'usr/local/lib/systemd/system/nfsdcld-ts.service'), 'utf8');
+  // Every directive, as systemd reads it (comments and sections aside).
+  const has = (line: string) => t.match(unit, new RegExp(`^${line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'), line);
+  has('Conflicts=umount.target nfsdcld.service');
+  has('Requires=rpc_pipefs.target proc-fs-nfsd.mount');
+  has('After=rpc_pipefs.target proc-fs-nfsd.mount systemd-remount-fs.service');
+  has('RequiresMountsFor=/srv/nfs/state');
+  has('Before=nfs-server.service');
+  has('PartOf=nfs-server.service');
+  has('DefaultDependencies=no');
+  has('Type=forking');
+  has('ExecStart=/usr/local/sbin/nfsdcld-ts');
+  has('Restart=on-failure');
+  has('WantedBy=nfs-server.service');
+  t.notMatch(unit, /^ExecStart=.*\s-F\b/m, 'forking: no -F');
+  t.match(r.out, /not enabled/);
+  t.same(tree(dest).filter((e) => /systemd\/system\/.*\.wants|nfsdcld\.service/.test(e)), [], 'nothing enabled, nothing masked');
+
+  // The staged bundle, run through a pty as the kernel would reach it.
+  if (!HAVE_PTY) t.comment('python3 with pty is missing: the staged daemon is NOT run');
+  else {
+    const root = fresh('cld-staged');
+    const d = await CldDriver.open(path.join(root, 'pipefs'), path.join(root, 'store'), { cmd: [path.join(dest, lib, 'nfsdcld')], env: daemonEnv(root) });
+    try {
+      t.same(await getVersion(d), { status: 0, version: 2 }, 'GetVersion: version 2');
+    } finally {
+      await d.close();
+    }
+  }
+
+  const u = install(['--destdir', dest, '--uninstall']);
+  t.equal(u.status, 0, u.out);
+  t.same(tree(dest), [], 'uninstall leaves nothing');
+});
+
+t.test('the real build, installed under a PREFIX: nfsdcld-ts -F answers GetVersion; without -F it detaches once serving', { skip: (!BUILT_CLD && 'dist/nfsdcld is not built') || (!HAVE_PTY && 'python3 with pty is missing') }, async (t) => {
+  const root = fresh('root');
+  const prefix = path.join(root, 'usr');
+  const p = install(['--prefix', prefix]);
+  t.equal(p.status, 0, p.out);
+  const prog = path.join(prefix, 'sbin', 'nfsdcld-ts');
+  const env = daemonEnv(root);
+
+  const d = await CldDriver.open(path.join(root, 'pipefs'), path.join(root, 'store'), { cmd: [prog], env });
+  try {
+    t.same(await getVersion(d), { status: 0, version: 2 }, '-F: GetVersion answered with version 2');
+  } finally {
+    await d.close();
+  }
+
+  // As the unit runs it (Type=forking): the first process exits 0 once the detached one serves.
+  const pipefs = path.join(root, 'pipefs-forking');
+  fs.mkdirSync(path.join(pipefs, 'nfsd'), { recursive: true });
+  const relay = spawn('python3', [path.join(ROOT, 'test', 'lib', 'pty-relay.py'), path.join(pipefs, 'nfsd', 'cld')], { stdio: ['pipe', 'pipe', 'pipe'] });
+  t.teardown(() => {
+    relay.stdin!.end();
+  });
+  await new Promise<void>((res) => relay.stderr!.on('data', (b: Buffer) => b.toString().includes('ready') && res()));
+  const store = path.join(root, 'store-forking');
+  const first = spawnSync(prog, ['-p', pipefs, '-s', store], { env, encoding: 'utf8', timeout: 60_000 });
+  t.equal(first.status, 0, `the first process exits 0 ${first.stderr}`);
+  // The detached daemon: the process whose command line names this test's pipefs.
+  const pids = fs.readdirSync('/proc').filter((n) => /^\d+$/.test(n)).filter((n) => {
+    try {
+      return fs.readFileSync(`/proc/${n}/cmdline`, 'utf8').split('\0').includes(pipefs);
+    } catch {
+      return false;
+    }
+  });
+  t.equal(pids.length, 1, 'one detached daemon');
+  t.teardown(() => pids.forEach((n) => {
+    try {
+      process.kill(Number(n), 'SIGTERM');
+    } catch {
+      /* gone */
+    }
+  }));
+  t.equal(fs.readlinkSync(`/proc/${pids[0]}/cwd`), '/', 'its working directory is /');
+  const reply = new Promise<Buffer>((res) => {
+    let got = Buffer.alloc(0);
+    relay.stdout!.on('data', (b: Buffer) => {
+      got = Buffer.concat([got, b]);
+      if (got.length >= 1034) res(got);
+    });
+  });
+  relay.stdin!.write(encodeMessage({ vers: 1, cmd: Cmd.GetVersion, xid: 9 }));
+  const r = await Promise.race([reply, new Promise<null>((res) => setTimeout(() => res(null), 20_000))]);
+  t.ok(r, 'the detached daemon answers');
+  if (r) t.same({ xid: decodeHeader(r).xid, status: decodeHeader(r).status, version: r[8] }, { xid: 9, status: 0, version: 2 }, 'GetVersion: version 2');
+  process.kill(Number(pids[0]), 'SIGTERM');
+  for (let i = 0; i < 100 && fs.existsSync(`/proc/${pids[0]}`); i++) await new Promise((res) => setTimeout(res, 50));
+  t.notOk(fs.existsSync(`/proc/${pids[0]}/cmdline`) && fs.readFileSync(`/proc/${pids[0]}/cmdline`, 'utf8').includes(pipefs), 'SIGTERM stops it');
+
+  t.equal(install(['--prefix', prefix, '--uninstall']).status, 0);
+  t.notOk(fs.existsSync(prefix), 'uninstall removes the daemon, its man page and unit (and the prefix it created)');
 });
