@@ -105,7 +105,7 @@ async function main(argv: string[], log: Logger): Promise<number> {
   const conf = loadCldConfig(process.env, (m) => log.warn(m));
   log.debugEnabled = args.debug || conf.debug;
   const storagedir = path.resolve(args.storagedir ?? conf.storagedir ?? DEFAULT_STORAGEDIR);
-  const pipePath = path.join(args.pipefsDir ?? conf.pipefsDir ?? DEFAULT_PIPEFS, 'nfsd', 'cld');
+  const pipePath = path.resolve(args.pipefsDir ?? conf.pipefsDir ?? DEFAULT_PIPEFS, 'nfsd', 'cld');
   // No working directory on the storage (or any other) filesystem: a failover must be able to unmount it.
   process.chdir('/');
   try {

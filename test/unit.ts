@@ -572,3 +572,23 @@ t.test('tracking: the store keeps the right clients whatever the clock does', as
     after.close();
   }
 });
+
+t.test('a version 1 store (written before the daemon) is read as sound and compacted to version 2', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nfsdcltrack-v1-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const sealed = (body: string) => `${body} ${crcHex(body)}\n`;
+  fs.writeFileSync(path.join(dir, 'clients.snap'), sealed('#nfsdcltrack-snapshot v1 gen=0000000000000002 records=0000000002 v40=0000000001 times=0000000001') + sealed('0a0b 1795481667 0') + sealed('0c0d 1795481668 1') + sealed('~ 01795481668 0000000001'));
+  fs.writeFileSync(path.join(dir, 'clients.journal'), sealed('#nfsdcltrack-journal v1 gen=2') + sealed('2 1 set 0e0f 1795481669 1 - -'));
+  const store = new Store({ dir });
+  const view = store.read();
+  try {
+    t.ok(view.healthy);
+    t.same([...store.records(view)].map((r) => [r.id, r.epoch]), [['0a0b', 1], ['0c0d', 1], ['0e0f', 1]], 'every record live, in epoch 1');
+    t.equal(view.snapshot!.damagedSeen, 0, 'no line counted as damaged');
+  } finally {
+    view.close();
+  }
+  t.ok(await store.compact());
+  t.same(fs.readdirSync(dir).sort(), ['clients.journal', 'clients.snap'], 'no damaged copy kept');
+  t.match(fs.readFileSync(path.join(dir, 'clients.snap'), 'latin1'), /^#nfsdcltrack-snapshot v2 .*\n0a0b 1795481667 0 1 - - - [0-9a-f]{8}\n/);
+});

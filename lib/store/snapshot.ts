@@ -188,8 +188,8 @@ export class SnapshotReader {
         }
         const line = chunk.slice(start, nl);
         const rec: StreamedRecord | null = decodeRecord(line);
-        if (rec && !isVersion1Line(line)) rec.line = line;
-        else this.damagedSeen++;
+        if (!rec) this.damagedSeen++;
+        else if (!isVersion1Line(line)) rec.line = line;
         yield rec;
         start = nl + 1;
       }
