@@ -18,12 +18,15 @@
 // a './' require, so that scripts/install.sh can copy dist/ and rewrite them.
 import * as esbuild from 'esbuild';
 import { spawnSync } from 'child_process';
+import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
 const root = path.dirname(path.dirname(new URL(import.meta.url).pathname));
-const finalDist = path.join(root, 'dist');
+// NFSDCLTRACK_DIST: build into another directory than dist/ (scripts/package.sh
+// does, so that a package build never swaps files under tests running from dist/).
+const finalDist = process.env.NFSDCLTRACK_DIST ? path.resolve(process.env.NFSDCLTRACK_DIST) : path.join(root, 'dist');
 fs.mkdirSync(finalDist, { recursive: true });
 // Everything is built in a private directory and then renamed into dist/ file
 // by file, the launcher last: tests (or an upcall) running from dist/ while a
@@ -97,19 +100,53 @@ fs.chmodSync(path.join(dist, 'cli.js'), 0o755);
 // (docs/performance.md). Its first-start import shares admin.js.
 await esbuild.build({ ...common, absWorkingDir: root, entryPoints: ['nfsdcld.ts'], outfile: path.join(dist, 'nfsdcld.js'), plugins: [adminExternal, directBuiltins] });
 
+/**
+ * The input of `bun build --bytecode`: Bun writes its absolute path into both
+ * cli.bun.js (as __filename) and the .jsc (as the script's origin), so a
+ * random temporary name would make every build differ. It is named by the
+ * hash of its content instead (reproducible: the same source always gives
+ * the same bytes), and the directory doubles as a lock between two builds of
+ * the same source (it is removed after use; one left by a killed build for
+ * more than 2 minutes is taken over, if it is ours and private).
+ */
+function withBunInput(text, fn) {
+  const hash = createHash('sha256').update(text).digest('hex').slice(0, 16);
+  const dir = path.join('/tmp', `nfsdcltrack-bunsrc-${hash}`);
+  for (let waited = 0; ; waited++) {
+    try {
+      fs.mkdirSync(dir, { mode: 0o700 });
+      break;
+    } catch (e) {
+      if (e.code !== 'EEXIST') throw e;
+      const st = fs.lstatSync(dir, { throwIfNoEntry: false });
+      if (!st) continue;
+      if (!st.isDirectory() || st.uid !== process.getuid() || (st.mode & 0o077) !== 0) throw new Error(`${dir} exists and is not a private directory of ours: remove it`);
+      if (Date.now() - st.mtimeMs > 120_000 || waited > 1200) fs.rmSync(dir, { recursive: true, force: true });
+      else spawnSync('sleep', ['0.1']);
+    }
+  }
+  try {
+    const input = path.join(dir, 'cli.js');
+    fs.writeFileSync(input, text, { mode: 0o600 });
+    return fn(input);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** dist/cli.bun.js + dist/cli.bun.js.jsc: the same bundle, as Bun bytecode. */
 function buildBunBytecode() {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'nfsdcltrack-bun-'));
   try {
     // Without the #! line: Bun looks for its "// @bun" pragma on the first line.
-    const input = path.join(tmp, 'in', 'cli.js');
-    fs.mkdirSync(path.dirname(input));
-    fs.writeFileSync(input, fs.readFileSync(path.join(dist, 'cli.js'), 'utf8').replace(/^#![^\n]*\n/, ''));
+    const text = fs.readFileSync(path.join(dist, 'cli.js'), 'utf8').replace(/^#![^\n]*\n/, '');
     const out = path.join(tmp, 'out');
-    const r = spawnSync(
-      bunRuntime,
-      ['build', input, '--target=bun', '--format=cjs', '--bytecode', '--external', '*/admin.js', `--outdir=${out}`],
-      { encoding: 'utf8', env: { ...process.env, BUN_RUNTIME_TRANSPILER_CACHE_PATH: '0' } },
+    const r = withBunInput(text, (input) =>
+      spawnSync(
+        bunRuntime,
+        ['build', input, '--target=bun', '--format=cjs', '--bytecode', '--external', '*/admin.js', `--outdir=${out}`],
+        { encoding: 'utf8', env: { ...process.env, BUN_RUNTIME_TRANSPILER_CACHE_PATH: '0' } },
+      ),
     );
     if (r.status !== 0) throw new Error(`bun build failed: ${r.stderr || r.stdout}`);
     // (Bun writes the input's path into the bundle as __filename; only
@@ -177,31 +214,67 @@ script.runInThisContext()(mod.exports, Module.createRequire(file), mod, file, __
 }
 
 /**
- * The launcher's interpreter line under Bun. An upcall runs each function a
- * handful of times, yet JavaScriptCore's baseline JIT compiles whatever ran a
- * few hundred times (the CRC and decoding loops over the journal): ~12% of
- * an upcall's CPU time, compiling code that is then run once (docs/performance.md).
- * Its thresholds are raised through the environment, the only way to set
- * them, with env -S, which passes the interpreter's arguments one by one; a
- * compaction's loops still reach the JIT. Without a usable env -S, or past the
- * kernel's 255-byte limit on that line, plain Bun.
+ * Capabilities. The kernel starts the upcall as root with every capability,
+ * and the client id it passes comes from the network; nfs-utils' programs
+ * drop them all first thing (cltrack_set_caps, cld_set_caps). Ours cannot
+ * without native code, so the launcher does it before the runtime starts:
+ * util-linux's setpriv, in the #! chain through env -S, empties the
+ * inheritable and ambient sets and the bounding set, then execs the runtime.
+ * Root with an empty bounding set gets empty permitted and effective sets at
+ * that exec (and at every later one), and stays uid 0, so it still owns the
+ * root-owned 0700 storage dir, the recovery dir, /proc/fs/nfsd/v4_end_grace
+ * and the pipe: no --reuid, and no --securebits (nothing is left to keep or
+ * regain). setpriv run by another user changes nothing it may not (it has
+ * no capability to drop). Costs ~0.5 ms a start (bench/caps.mjs).
  */
-function bunShebang(bun) {
-  const line = `#!/usr/bin/env -S ${BUN_JIT_ENV} ${bun}`;
-  const ok = line.length <= 255 && spawnSync('/usr/bin/env', ['-S', 'true']).status === 0;
-  if (!ok) say('/usr/bin/env -S is not usable here: the launcher runs Bun with its default JIT thresholds');
-  return ok ? line : `#!${bun}`;
+const SETPRIV = '/usr/bin/setpriv';
+const SETPRIV_ARGS = '--inh-caps=-all --ambient-caps=-all --bounding-set=-all --';
+const envS = spawnSync('/usr/bin/env', ['-S', 'true']).status === 0;
+const setpriv = envS && process.env.NFSDCLTRACK_SETPRIV !== '0' && spawnSync(SETPRIV, [...SETPRIV_ARGS.split(' '), '/bin/true']).status === 0;
+if (!envS) say('/usr/bin/env -S is not usable here: the launchers can neither drop capabilities nor set JIT thresholds');
+else if (!setpriv && process.env.NFSDCLTRACK_SETPRIV !== '0') say(`${SETPRIV} is not usable here: the launchers keep every capability root has`);
+
+/**
+ * A launcher's interpreter line: env -S, which passes the interpreter's
+ * arguments one by one, running setpriv and then the runtime with `vars` in
+ * its environment. The kernel reads at most 255 bytes of it: when the whole
+ * line does not fit, the variables are dropped first (they only tune speed), then
+ * setpriv; without env -S, the plain runtime.
+ */
+function shebang(runtime, vars = '') {
+  const sp = setpriv ? `${SETPRIV} ${SETPRIV_ARGS} ` : '';
+  const tries = [];
+  if (envS && (vars || sp)) {
+    tries.push(`#!/usr/bin/env -S ${vars ? `${vars} ` : ''}${sp}${runtime}`);
+    if (vars && sp) tries.push(`#!/usr/bin/env -S ${sp}${runtime}`);
+  }
+  const fit = tries.find((line) => Buffer.byteLength(line) <= 255);
+  if (tries.length && fit !== tries[0]) say(`the #! line for ${runtime} would pass 255 bytes: ${fit ? 'without the JIT settings' : `plain ${runtime}, capabilities kept`}`);
+  return fit ?? `#!${runtime}`;
 }
+
+/**
+ * The upcall's launcher under Bun. An upcall runs each function a handful of
+ * times, yet JavaScriptCore's baseline JIT compiles whatever ran a few
+ * hundred times (the CRC and decoding loops over the journal): ~12% of an
+ * upcall's CPU time, compiling code that is then run once
+ * (docs/performance.md). Its thresholds are raised through the environment,
+ * the only way to set them; a compaction's loops still reach the JIT.
+ */
 const BUN_JIT_ENV = 'BUN_JSC_thresholdForJITAfterWarmUp=100000 BUN_JSC_thresholdForJITSoon=100000';
 
 buildNodeLauncher();
 const useBun = bunRuntime && wanted !== 'node';
 if (useBun) buildBunBytecode();
 const launcher = path.join(dist, 'nfsdcltrack');
-const launcherText = useBun ? `${bunShebang(bunRuntime)}\nrequire('./cli.bun.js');\n` : `#!${nodeRuntime}\nrequire('./node-launch.js');\n`;
+const launcherText = useBun ? `${shebang(bunRuntime, BUN_JIT_ENV)}\nrequire('./cli.bun.js');\n` : `${shebang(nodeRuntime)}\nrequire('./node-launch.js');\n`;
 fs.writeFileSync(launcher, launcherText, { mode: 0o755 });
 fs.chmodSync(launcher, 0o755);
-fs.writeFileSync(path.join(dist, 'nfsdcld'), `#!${nodeRuntime}\nrequire('./nfsdcld.js');\n`, { mode: 0o755 });
+// The daemon's launcher runs Node unless NFSDCLD_RUNTIME=bun (scripts/package.sh,
+// whose package ships Bun only; the daemon's suites pass under both).
+const daemonRuntime = process.env.NFSDCLD_RUNTIME === 'bun' ? bunRuntime : nodeRuntime;
+if (!daemonRuntime) throw new Error('NFSDCLD_RUNTIME=bun, but no Bun binary in node_modules/@oven');
+fs.writeFileSync(path.join(dist, 'nfsdcld'), `${shebang(daemonRuntime)}\nrequire('./nfsdcld.js');\n`, { mode: 0o755 });
 fs.chmodSync(path.join(dist, 'nfsdcld'), 0o755);
 const order = ['admin.js', 'cli.js', 'cli.js.v8cache', 'node-launch.js', 'cli.bun.js.jsc', 'cli.bun.js', 'nfsdcld.js', 'nfsdcld', 'nfsdcltrack'];
 for (const f of order) if (fs.existsSync(path.join(dist, f))) fs.renameSync(path.join(dist, f), path.join(finalDist, f));

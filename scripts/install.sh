@@ -47,6 +47,7 @@
 #                       /sys/module/nfsd/parameters/cltrack_prog; for tests)
 #   --modprobe-dir DIR  where --kernel-persist writes (default /etc/modprobe.d; DESTDIR applies)
 #   --source DIR        the built checkout to install from (default: the one holding this script)
+#   --dist DIR          its build output (default SOURCE/dist; scripts/package.sh builds elsewhere)
 #   --no-selftest       skip running the installed program once (only done without DESTDIR)
 #   --uninstall         undo the install recorded in LIBDIR/install-manifest
 #   -h, --help
@@ -64,7 +65,7 @@ usage() { sed -n '2,/^# Exit status/p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0
 HERE=$(cd "$(dirname "$0")" && pwd)
 PREFIX=${PREFIX:-/usr/local}
 DESTDIR=${DESTDIR:-}
-TARGET= LIBDIR= MANDIR= CLD_TARGET= UNITDIR= SRC=$(dirname "$HERE")
+TARGET= LIBDIR= MANDIR= CLD_TARGET= UNITDIR= SRC=$(dirname "$HERE") DIST=
 STORAGEDIR=/var/lib/nfs/nfsdcltrack
 UNIT_NAME=nfsdcld-ts.service
 SYSFS_PARAM=/sys/module/nfsd/parameters/cltrack_prog
@@ -97,6 +98,8 @@ while [ $# -gt 0 ]; do
         --storagedir=*) STORAGEDIR=${1#*=}; shift;;
         --source) need "$@"; SRC=$2; shift 2;;
         --source=*) SRC=${1#*=}; shift;;
+        --dist) need "$@"; DIST=$2; shift 2;;
+        --dist=*) DIST=${1#*=}; shift;;
         --sysfs-param) need "$@"; SYSFS_PARAM=$2; SYSFS_GIVEN=1; shift 2;;
         --sysfs-param=*) SYSFS_PARAM=${1#*=}; SYSFS_GIVEN=1; shift;;
         --modprobe-dir) need "$@"; MODPROBE_DIR=$2; shift 2;;
@@ -219,7 +222,8 @@ fi
 # ------------------------------------------------------------------ install
 SRC=$(cd "$SRC" && pwd)
 SRC_REAL=$(cd "$SRC" && pwd -P)
-DIST=$SRC/dist
+DIST=${DIST:-$SRC/dist}
+if [ -d "$DIST" ]; then DIST=$(cd "$DIST" && pwd); DIST_REAL=$(cd "$DIST" && pwd -P); else DIST_REAL=$DIST; fi
 [ -f "$DIST/cli.js" ] || die "$DIST/cli.js is missing: build first (npm ci, or node scripts/build.mjs)"
 [ -f "$DIST/nfsdcltrack" ] || die "$DIST/nfsdcltrack (the launcher) is missing: build first (npm ci, or node scripts/build.mjs)"
 if [ "$KERNEL" = 1 ] && [ -n "$DESTDIR" ] && [ "$SYSFS_GIVEN" = 0 ]; then
@@ -250,7 +254,7 @@ rewrite() {   # rewrite FILE in place: checkout paths -> installed paths
         fi
         sed -i -e "s|$(esc "$r")|$LIBDIR/runtime/$base|g" "$f"
     done
-    sed -i -e "s|$(esc "$SRC_REAL")/dist/|$LIBDIR/|g" -e "s|$(esc "$SRC")/dist/|$LIBDIR/|g" "$f"
+    sed -i -e "s|$(esc "$DIST_REAL")/|$LIBDIR/|g" -e "s|$(esc "$DIST")/|$LIBDIR/|g" "$f"
 }
 
 mkdir -p "$STAGE/lib"
@@ -320,7 +324,10 @@ if [ -f "$DIST/nfsdcld" ] && [ -f "$DIST/nfsdcld.js" ]; then
     case "$RT" in "$LIBDIR"/*) ;; *) [ -x "$RT" ] || warn "the daemon launcher's runtime $RT is not executable on this machine";; esac
     [ -f "$SRC/systemd/$UNIT_NAME" ] || die "$SRC/systemd/$UNIT_NAME is missing"
     # the unit names the installed launcher and the store it must wait for
+    # (and the one directory, besides rpc_pipefs, its sandbox lets it write)
     sed -e "s|^ExecStart=.*|ExecStart=$CLD_TARGET|" -e "s|^RequiresMountsFor=.*|RequiresMountsFor=$STORAGEDIR|" \
+        -e "s|^ExecStartPre=+/bin/mkdir -p -m 0700 .*|ExecStartPre=+/bin/mkdir -p -m 0700 $STORAGEDIR|" \
+        -e "s|^ReadWritePaths=[^ ]* |ReadWritePaths=$STORAGEDIR |" \
         "$SRC/systemd/$UNIT_NAME" > "$STAGE/unit"
     grep -qx "ExecStart=$CLD_TARGET" "$STAGE/unit" || die "$SRC/systemd/$UNIT_NAME has no ExecStart= line"
 else
