@@ -431,7 +431,7 @@ t.test('a holder busy in synchronous work keeps its lock fresh, and sees it take
   t.same(lost, [], 'still ours');
 
   // Another process took it over (a new directory in its place).
-  fs.rmdirSync(lockPath);
+  fs.rmSync(lockPath, { recursive: true });
   fs.mkdirSync(lockPath);
   block(700);
   held.beat();
