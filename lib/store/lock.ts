@@ -131,7 +131,7 @@ function procStartTime(pid: number): string | null {
 }
 
 let self: { host: string | null; start: string | null } | null = null;
-/** Our own identity, read once per process (3 small /proc reads per lock taken). */
+/** Our own identity, read once per process (three small /proc reads). */
 function whoAmI(): { host: string | null; start: string | null } {
   if (self) return self;
   const boot = readProc('/proc/sys/kernel/random/boot_id')?.trim();
@@ -141,8 +141,10 @@ function whoAmI(): { host: string | null; start: string | null } {
   } catch {
     /* no /proc */
   }
-  const host = boot && ns && /^[0-9a-f-]+$/.test(boot) ? `${boot}:${ns}` : null;
-  self = { host, start: procStartTime(process.pid) };
+  const start = procStartTime(process.pid);
+  // Without all three, waiters must judge us by the mtime: they see another host.
+  const host = boot && ns && start !== null && /^[0-9a-f-]+$/.test(boot) ? `${boot}:${ns}` : null;
+  self = { host, start };
   return self;
 }
 
