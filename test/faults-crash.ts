@@ -299,13 +299,14 @@ t.test('16 processes hammering one store, and the lock bounds', async (t) => {
     ...checked.map((id) => ({ id, time: RECENT, session: false })),
     { id: removedShared, time: RECENT, session: true },
   ]);
-  // A slow but live writer (paused longer than staleMs while holding the
-  // lock) in a store of its own, and a waiter that must give up.
+  // A slow but live writer (blocked longer than staleMs while holding the
+  // lock, as in a system call: its heartbeat timer cannot run) in a store of
+  // its own, and a waiter that must give up.
   const slowDir = path.join(root, 'slow');
   await buildStore(slowDir, [{ id: '7a03', time: OLD, session: false }]);
   const legacyDir = path.join(root, 'legacy-7a04');
   fs.mkdirSync(legacyDir);
-  const slow = run(slowDir, ['create', '7a01'], { env: { NFSDCLTRACK_CRASH_AT: 'lock-taken:12000' } });
+  const slow = run(slowDir, ['create', '7a01'], { env: { NFSDCLTRACK_CRASH_AT: 'lock-taken:block:12000' } });
   await new Promise((r) => setTimeout(r, 700));
   const waiterStart = Date.now();
   const waiter = run(slowDir, ['create', '7a02'], { env: {} });
