@@ -11,17 +11,13 @@ import * as path from 'path';
 import { ownerName, parseOwnerName, startTimeOf, type LockOwner } from '../lib/store/lock';
 import { compactThreshold } from '../lib/store/policy';
 import { Store } from '../lib/store/store';
-import { baseRecords, buildStore, DOCUMENTED, hasStackTrace, nowSec, proven, readState, run, sleep, tmpdir } from './lib/faults';
+import { baseRecords, buildStore, DOCUMENTED, hasStackTrace, nowSec, proven, readState, run, sleep, tmpdir, until } from './lib/faults';
 
 const RECENT = nowSec() - 100;
 const SESSION = { NFSDCLTRACK_CLIENT_HAS_SESSION: 'Y' };
 const lockOf = (dir: string) => path.join(dir, 'clients.lock');
 const ownerFileOf = (dir: string) => fs.readdirSync(lockOf(dir)).find((n) => n.startsWith('owner.'));
 
-/** Resolves once cond() holds (polling), or fails the wait after ms. */
-async function until(cond: () => boolean, ms = 10_000): Promise<void> {
-  for (const end = Date.now() + ms; !cond(); await sleep(20)) if (Date.now() > end) throw new Error('timed out waiting');
-}
 const journalHas = (dir: string, id: string) => () => fs.readFileSync(path.join(dir, 'clients.journal'), 'latin1').includes(` ${id} `);
 
 t.test('a holder blocked 6 s in fdatasync keeps its lock; the waiter waits for it', { skip: fs.existsSync('/usr/bin/strace') ? false : 'no strace' }, async (t) => {
