@@ -3,6 +3,7 @@
 //
 //   node bench/run.mjs [--quick] [--runs N] [--storm-all] [--storm-cap S]
 //                      [--compact-bytes N] [--dist DIR] [--keep] [--out DIR]
+//                      [--long-ids-only]
 //
 //   --quick          smoke run (~40 s): 10 and 100,000 clients, 7 runs, a
 //                    1,000-check storm; writes results.quick.md/latency.quick.svg
@@ -10,6 +11,8 @@
 //   --storm-cap S    stop a storm after S seconds and extrapolate (150; quick 30)
 //   --compact-bytes  NFSDCLTRACK_COMPACT_BYTES for ours
 //   --dist DIR       measure another build of dist/ (a prototype)
+//   --long-ids-only  only the creates on 100,000 clients with 1 KB ids (~45 s;
+//                    quick: 20,000), printed: the compaction threshold's cost
 //
 // Stores of 10 .. 100,000 clients are written through the library (one
 // snapshot write, not 100,000 upcalls); the reference gets the same clients in
