@@ -249,8 +249,8 @@ export class Store {
         const result = await fn(tx);
         if (tx.pending.length === 0) return result;
         const size = await this.append(tx.pending);
-        if (size > compactThreshold(this.compactBytes, view.snapshot?.size ?? 0, view.snapshot?.header?.records ?? 0)) {
-          // Decided on the view that is compacted, read after the append.
+        if (view.healthy && size > compactThreshold(this.compactBytes, view.snapshot?.size ?? 0, view.snapshot?.header?.records ?? 0)) {
+          // Health is checked again (compactLocked) on the view compacted, read after the append.
           view.close();
           view = this.read();
           await this.compactLocked(view).catch((e) => this.log.warn(`compaction failed, will retry later: ${(e as Error).message}`));
