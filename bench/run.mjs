@@ -3,6 +3,7 @@
 //
 //   node bench/run.mjs [--quick] [--runs N] [--storm-all] [--storm-cap S]
 //                      [--compact-bytes N] [--dist DIR] [--keep] [--out DIR]
+//                      [--long-ids-only]
 //
 //   --quick          smoke run (~40 s): 10 and 100,000 clients, 7 runs, a
 //                    1,000-check storm; writes results.quick.md/latency.quick.svg
@@ -10,6 +11,8 @@
 //   --storm-cap S    stop a storm after S seconds and extrapolate (150; quick 30)
 //   --compact-bytes  NFSDCLTRACK_COMPACT_BYTES for ours
 //   --dist DIR       measure another build of dist/ (a prototype)
+//   --long-ids-only  only the creates on 100,000 clients with 1 KB ids (~45 s;
+//                    quick: 20,000), printed: the compaction threshold's cost
 //
 // Stores of 10 .. 100,000 clients are written through the library (one
 // snapshot write, not 100,000 upcalls); the reference gets the same clients in
@@ -247,11 +250,17 @@ function ops(size, list) {
 
 // --- the run --------------------------------------------------------------------
 
-const results = { latency: {}, floors: {}, gracedone: {}, storm: {}, rss: {}, size: {}, journal: {} };
+const results = { latency: {}, floors: {}, gracedone: {}, storm: {}, rss: {}, size: {}, journal: {}, longIds: null };
 
 async function main() {
   say(`work dir ${work}; ${QUICK ? 'quick' : 'full'} run: sizes ${cfg.sizes.join(', ')}, ${cfg.runs} runs each`);
   const lib = await loadStoreLib();
+  if (flag('--long-ids-only')) {
+    // That part alone, printed, for tuning the compaction threshold.
+    await longIdBench(lib);
+    process.stdout.write(longIdReport().join('\n') + '\n');
+    return;
+  }
 
   // Floors: a process that does nothing, under each runtime.
   const floors = [
@@ -303,7 +312,7 @@ async function main() {
   }
 
   // A failure in one part is reported, and the rest still written.
-  for (const [what, part] of [['journal-length cost', journalBench], ['storm', stormBench]]) {
+  for (const [what, part] of [['journal-length cost', journalBench], ['long ids', longIdBench], ['storm', stormBench]]) {
     try {
       await part(lib);
     } catch (e) {
@@ -432,6 +441,62 @@ async function journalBench(lib) {
  * The reclaim storm: every client of a fresh store sends a v4.0 check, from
  * `callers` concurrent callers, then the grace period ends (gracedone).
  */
+/**
+ * Creates on a store of long ids (issue 14): 100,000 clients with 1 KB ids
+ * make a ~200 MiB snapshot, which a compaction rewrites whole. The creates
+ * run one after another until the journal has been folded twice: the median
+ * create, and the mean, which carries each create's share of the compactions.
+ */
+const LONG_IDS = { clients: QUICK ? 20_000 : 100_000, compactions: 2, maxCreates: 1000 };
+async function longIdBench(lib) {
+  const dir = path.join(work, 'long-ids');
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // 1,024 bytes: 2,048 hex digits, sorted as generated.
+  const longId = (tag, i) => `${hex(`${tag}-${String(i).padStart(7, '0')}-`)}${'6b'.repeat(1024)}`.slice(0, 2048);
+  const tb = Date.now();
+  await new lib.Store({ dir }).replaceAll(function* () {
+    for (let i = 0; i < LONG_IDS.clients; i++) yield { id: longId('a', i), time: NOW - 86_400, session: true };
+  });
+  const snapBytes = fs.statSync(path.join(dir, lib.SNAPSHOT_NAME)).size;
+  say(`long ids: ${LONG_IDS.clients} clients, ${(snapBytes / 1048576).toFixed(0)} MiB snapshot built in ${Date.now() - tb} ms`);
+  const snapIno = () => fs.statSync(path.join(dir, lib.SNAPSHOT_NAME)).ino;
+  const impl = impls.find((i) => i.kind === 'ours');
+  const plain = [];
+  const compacting = [];
+  let journalAtCompaction = 0;
+  for (let r = 0, ino = snapIno(); compacting.length < LONG_IDS.compactions && r < LONG_IDS.maxCreates; r++) {
+    const journalBefore = fs.statSync(path.join(dir, lib.JOURNAL_NAME)).size;
+    const res = timeOnce(impl.cmd[0], [...impl.cmd.slice(1), '-s', dir, 'create', longId('n', r)], envFor(impl, { NFSDCLTRACK_CLIENT_HAS_SESSION: 'Y' }));
+    expectStatus(`${impl.key} create, long ids`, res);
+    if (snapIno() === ino) plain.push(res.ms);
+    else {
+      compacting.push(res.ms);
+      journalAtCompaction = journalBefore;
+      ino = snapIno();
+    }
+  }
+  const all = [...plain, ...compacting];
+  results.longIds = { clients: LONG_IDS.clients, snapBytes, creates: all.length, plain, compacting, journalAtCompaction, mean: all.reduce((a, b) => a + b, 0) / all.length };
+  say(`long ids: ${all.length} creates, ${compacting.length} compacting`);
+}
+
+function longIdReport() {
+  const L = results.longIds;
+  if (!L) return [];
+  const f = (x) => x.toFixed(1);
+  const plainMean = L.plain.reduce((a, b) => a + b, 0) / L.plain.length;
+  return [
+    `## Creates on a store of ${fmtSize(L.clients)} clients with 1 KB ids (${(L.snapBytes / 1048576).toFixed(0)} MiB snapshot)`,
+    '',
+    `${L.creates} creates of new 1 KB ids, one after another, until the journal was folded ${L.compacting.length} times (past ${(L.journalAtCompaction / 1024).toFixed(0)} KiB of journal; lib/store/policy.ts):`,
+    '',
+    '| create latency, median | mean of the creates that did not compact | a compacting create, median | amortised compaction cost per create | mean per create, all included |',
+    '|---:|---:|---:|---:|---:|',
+    `| ${f(median(L.plain))} ms | ${f(plainMean)} ms | ${f(median(L.compacting))} ms | ${f(L.mean - plainMean)} ms | ${f(L.mean)} ms |`,
+    '',
+  ];
+}
+
 async function stormBench(lib) {
   const { clients: n, checks, callers } = cfg.storm;
   const list = clients(n);
@@ -655,6 +720,7 @@ function report() {
     if (per) P(`| ${impl.short} | ${rssOps.map((o) => f2(per[o] / 1024)).join(' | ')} |`);
   }
   P();
+  for (const l of longIdReport()) P(l);
   P(`## Store size at ${fmtSize(results.size.clients ?? BIG)} clients`);
   P();
   P(`ours (clients.snap + clients.journal): ${(results.size.ours ?? NaN).toLocaleString('en-US')} bytes; C main.sqlite: ${(results.size.c ?? NaN).toLocaleString('en-US')} bytes.`);

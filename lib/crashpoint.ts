@@ -1,6 +1,8 @@
 // Named points on the write path where fault-injection tests stop the
 // program: NFSDCLTRACK_CRASH_AT=<point> kills the process with SIGKILL there;
-// <point>:<ms> pauses it there for that long instead (a slow but live writer).
+// <point>:<ms> pauses it there for that long instead, on a timer (the event
+// loop runs meanwhile); <point>:block:<ms> blocks the thread there, as a
+// system call stuck on a slow disk does (no timer, no heartbeat, can run).
 // NFSDCLTRACK_CRASH_AT=trace lists the points passed on stderr.
 // Unset (always, under the kernel), a point costs one comparison.
 import { writeSync } from 'fs';
@@ -55,6 +57,10 @@ export function crashPoint(point: CrashPoint): Promise<void> | undefined {
   const rest = armed(point);
   if (rest === undefined) return undefined;
   if (rest === '') process.kill(process.pid, 'SIGKILL');
+  if (rest.startsWith(':block:')) {
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Number(rest.slice(7)) || 0);
+    return undefined;
+  }
   if (rest.startsWith(':')) return new Promise((resolve) => setTimeout(resolve, Number(rest.slice(1)) || 0));
   return undefined;
 }

@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { CRASH_POINTS } from '../lib/crashpoint';
 import { encodeJournalEntry, encodeJournalHeader, type RecState } from '../lib/store/format';
-import { baseRecords, rng, buildStore, copyDir, tracedPoints, hasStackTrace, nowSec, pool, proven, readState, run, STALE_MS, tmpdir } from './lib/faults';
+import { baseRecords, rng, buildStore, copyDir, tracedPoints, hasStackTrace, nowSec, pool, proven, readState, run, STALE_MS, tmpdir, until } from './lib/faults';
 
 const OLD = 1000;
 const RECENT = nowSec() - 100;
@@ -299,14 +299,16 @@ t.test('16 processes hammering one store, and the lock bounds', async (t) => {
     ...checked.map((id) => ({ id, time: RECENT, session: false })),
     { id: removedShared, time: RECENT, session: true },
   ]);
-  // A slow but live writer (paused longer than staleMs while holding the
-  // lock) in a store of its own, and a waiter that must give up.
+  // A slow but live writer (blocked longer than staleMs while holding the
+  // lock, as in a system call: its heartbeat timer cannot run) in a store of
+  // its own, and a waiter that must give up.
   const slowDir = path.join(root, 'slow');
   await buildStore(slowDir, [{ id: '7a03', time: OLD, session: false }]);
   const legacyDir = path.join(root, 'legacy-7a04');
   fs.mkdirSync(legacyDir);
-  const slow = run(slowDir, ['create', '7a01'], { env: { NFSDCLTRACK_CRASH_AT: 'lock-taken:12000' } });
-  await new Promise((r) => setTimeout(r, 700));
+  const slow = run(slowDir, ['create', '7a01'], { env: { NFSDCLTRACK_CRASH_AT: 'lock-taken:block:12000' } });
+  // Until it holds the lock (its owner file is in): a loaded machine can take longer than any fixed pause to start it.
+  await until(() => fs.existsSync(path.join(slowDir, 'clients.lock')) && fs.readdirSync(path.join(slowDir, 'clients.lock')).length > 0);
   const waiterStart = Date.now();
   const waiter = run(slowDir, ['create', '7a02'], { env: {} });
   // v4.0 checks need the lock too (to refresh the time, or to insert a legacy
@@ -404,7 +406,7 @@ t.test("the lock is proper-lockfile's: each side waits for the other", async (t)
 
   // Ours holds the lock (paused just after taking it): proper-lockfile sees it taken.
   const slow = run(dir, ['create', '9a03'], { env: { NFSDCLTRACK_CRASH_AT: 'lock-taken:2000' } });
-  await new Promise((r) => setTimeout(r, 700));
+  await until(() => fs.existsSync(path.join(dir, 'clients.lock')));
   t.ok(await lockfile.check(dir, opts), 'proper-lockfile sees our lock as held');
   await t.rejects(lockfile.lock(dir, opts), { code: 'ELOCKED' }, 'and cannot take it');
   t.equal((await slow).status, 0);
@@ -431,7 +433,7 @@ t.test('a holder busy in synchronous work keeps its lock fresh, and sees it take
   t.same(lost, [], 'still ours');
 
   // Another process took it over (a new directory in its place).
-  fs.rmdirSync(lockPath);
+  fs.rmSync(lockPath, { recursive: true });
   fs.mkdirSync(lockPath);
   block(700);
   held.beat();

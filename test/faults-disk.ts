@@ -7,7 +7,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import type { RecState } from '../lib/store/format';
 import { Store } from '../lib/store/store';
-import { baseRecords, rng, buildStore, copyDir, hasStackTrace, nowSec, OPEN_FAILURES, pool, readState, run, tmpdir } from './lib/faults';
+import { baseRecords, rng, buildStore, copyDir, hasStackTrace, nowSec, OPEN_FAILURES, pool, proven, readState, run, tmpdir } from './lib/faults';
 import { materialize, PowerCutModel } from './lib/powercut';
 
 const OLD = 1000;
@@ -409,19 +409,26 @@ t.test('full disk and read-only disk (a small tmpfs)', async (t) => {
     const newSnap = fs.statSync(path.join(probe, 'clients.snap')).size;
     const page = 4096;
     const need = Math.ceil(newSnap / page) * page + page;
-    // Too little space: compaction fails cleanly, nothing changes.
-    let f2 = fill(mnt, need - 2 * page);
-    const tight = await run(big, ['gracedone', String(OLD + 1)]);
-    t.equal(tight.status, 135, `gracedone fails cleanly when even one snapshot does not fit: ${tight.stderr.trim()}`);
-    t.same(readState(big).records, before.records, 'and nothing changed');
-    t.notOk(fs.existsSync(path.join(big, 'clients.snap.tmp')), 'no temporary snapshot left behind');
-    fs.unlinkSync(f2);
-    // Exactly one new snapshot (and a page) free: it succeeds.
-    f2 = fill(mnt, need);
-    const ok = await run(big, ['gracedone', String(OLD + 1)]);
+    const expired = recs.filter((r) => r.time === OLD).map((r) => r.id);
+    // Exactly one new snapshot (and a page) free, on a copy: the compaction fits.
+    const copy = path.join(mnt, 'copy');
+    copyDir(big, copy);
+    let f2 = fill(mnt, need);
+    const ok = await run(copy, ['gracedone', String(OLD + 1)]);
     t.equal(ok.status, 0, `gracedone's compaction fits in one snapshot's space (${need} bytes free): ${ok.stderr.trim()}`);
+    t.equal(readState(copy).records.size, before.records.size - 500, 'the old records are gone, the rest kept');
+    fs.unlinkSync(f2);
+    fs.rmSync(copy, { recursive: true });
+    // Too little space for a snapshot, as the C program never needs: the
+    // expired clients are deleted by journal entries instead, and it says so.
+    f2 = fill(mnt, need - 2 * page);
+    const tight = await run(big, ['gracedone', String(OLD + 1)]);
+    t.equal(tight.status, 0, `gracedone succeeds when a snapshot does not fit: ${tight.stderr.trim()}`);
+    t.match(tight.stderr, /cannot write a new snapshot.*deleting the 500 expired client\(s\) by journal entries instead/, 'and logs how');
     const after = readState(big);
     t.equal(after.records.size, before.records.size - 500, 'the old records are gone, the rest kept');
+    t.same(expired.filter((id) => proven(big, id)), [], 'no expired client may reclaim');
+    t.notOk(fs.existsSync(path.join(big, 'clients.snap.tmp')), 'no temporary snapshot left behind');
     fs.unlinkSync(f2);
 
     // Read-only: writes fail cleanly, checks of existing clients still succeed.

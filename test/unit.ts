@@ -1,7 +1,7 @@
 // Unit and property tests for the pure parts of the program: hex ids
 // (lib/hex.ts), strtol (lib/strtol.ts), getopt_long (lib/getopt.ts), the
-// GRACE_START reader (lib/grace.ts) and the store's line codecs
-// (lib/store/format.ts).
+// GRACE_START reader (lib/grace.ts), the store's line codecs
+// (lib/store/format.ts) and the lock's liveness rule (lib/store/lock.ts).
 //
 // strtol and getopt are compared with the real thing: two tiny C programs
 // (fixtures/cli/*.c) compiled with gcc against this machine's glibc, fed
@@ -19,6 +19,7 @@ import { parseKernelArgs, firstOperand } from '../lib/getopt';
 import { parseGraceStart } from '../lib/grace';
 import { EINVAL, ENOBUFS, statusFor } from '../lib/errno';
 import { crcHex } from '../lib/crc32';
+import { holderIsDead, ownerName, parseOwnerName, startTimeOf } from '../lib/store/lock';
 import {
   decodeJournalEntry,
   decodeJournalHeader,
@@ -591,4 +592,25 @@ t.test('a version 1 store (written before the daemon) is read as sound and compa
   t.ok(await store.compact());
   t.same(fs.readdirSync(dir).sort(), ['clients.journal', 'clients.snap'], 'no damaged copy kept');
   t.match(fs.readFileSync(path.join(dir, 'clients.snap'), 'latin1'), /^#nfsdcltrack-snapshot v2 .*\n0a0b 1795481667 0 1 - - - [0-9a-f]{8}\n/);
+});
+
+t.test('lock liveness: the owner file and the rule', async (t) => {
+  const host = '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0:4026531836';
+  const owner = { pid: 4242, start: '123456', host, token: 'k1x2y3' };
+  t.same(parseOwnerName(ownerName(owner)), owner, 'the name round-trips');
+  t.equal(parseOwnerName('owner.12.x.y.z'), null, 'garbage is no owner');
+  t.equal(startTimeOf('7 (a) b) c) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 999 20'), '999', 'field 22, past a name with ") " in it');
+  t.equal(startTimeOf('7 (x) Z 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 999 20'), null, 'a zombie is dead');
+  const now = 1_000_000;
+  const alive = () => '123456';
+  const gone = () => null;
+  const reused = () => '777';
+  t.notOk(holderIsDead(owner, host, alive, now - 60_000, now, 4000), 'same host, live: kept however old its mtime');
+  t.ok(holderIsDead(owner, host, gone, now, now, 4000), 'same host, pid gone: dead at once');
+  t.ok(holderIsDead(owner, host, reused, now, now, 4000), 'same host, pid reused: dead');
+  const other = 'ffffffff-4b5a-6978-8796-a5b4c3d2e1f0:4026531836';
+  t.notOk(holderIsDead(owner, other, gone, now - 3000, now, 4000), 'another host: by the mtime, fresh');
+  t.ok(holderIsDead(owner, other, alive, now - 5000, now, 4000), 'another host: by the mtime, stale');
+  t.ok(holderIsDead(null, host, alive, now + 3_600_000, now, 4000), 'no owner file, dated in the future: stale');
+  t.notOk(holderIsDead(null, null, alive, now + 1000, now, 4000), 'a little ahead (clock skew) is not');
 });

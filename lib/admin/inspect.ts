@@ -5,7 +5,8 @@ import * as os from 'os';
 import * as path from 'path';
 import { FORMAT_VERSION, type ClientRecord, type Epochs } from '../store/format';
 import { memberships, recoveryMembership } from '../tracking';
-import { DEFAULT_LOCK, LOCK_NAME } from '../store/lock';
+import { lockVerdict } from '../store/lock';
+import { compactThreshold } from '../store/policy';
 import { DEFAULT_COMPACT_BYTES, JOURNAL_NAME, SNAPSHOT_NAME, SNAPSHOT_TMP_NAME, Store, type StoreView } from '../store/store';
 import { LEGACY_DB_NAME } from './sqlite';
 import { analyzeStore, provenRecords } from './verify';
@@ -196,15 +197,11 @@ export function lockHolders(dir: string, defaultDir?: string): { pid: number; co
 
 export function lockState(dir: string, defaultDir?: string): LockState {
   const host = os.hostname();
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(path.join(dir, LOCK_NAME));
-  } catch {
-    return { state: 'free', host, holders: [] };
-  }
-  const ageSeconds = (Date.now() - st.mtimeMs) / 1000;
-  const staleMs = Math.max(2000, DEFAULT_LOCK.staleMs);
-  if (ageSeconds * 1000 > staleMs) return { state: 'stale', ageSeconds, host, holders: [] };
+  // Judged as a waiting writer would (lock.ts): by its owner file, else by its mtime.
+  const v = lockVerdict(dir);
+  if (!v) return { state: 'free', host, holders: [] };
+  const ageSeconds = (Date.now() - v.mtimeMs) / 1000;
+  if (v.dead) return { state: 'stale', ageSeconds, host, holders: [] };
   return { state: 'held', ageSeconds, host, holders: lockHolders(dir, defaultDir) };
 }
 
@@ -254,7 +251,7 @@ export function status(store: Store, env: Record<string, string | undefined>, bo
     if (unsorted) warnings.push(`the snapshot is out of order: run 'nfsdcltrack verify --repair'`);
     const snapStat = statOrNull(path.join(dir, SNAPSHOT_NAME));
     const journalStat = statOrNull(path.join(dir, JOURNAL_NAME));
-    const compactAt = Number(env.NFSDCLTRACK_COMPACT_BYTES) > 0 ? Number(env.NFSDCLTRACK_COMPACT_BYTES) : DEFAULT_COMPACT_BYTES;
+    const compactAt = compactThreshold(Number(env.NFSDCLTRACK_COMPACT_BYTES) > 0 ? Number(env.NFSDCLTRACK_COMPACT_BYTES) : DEFAULT_COMPACT_BYTES, view.snapshot?.size ?? 0, view.snapshot?.header?.records ?? 0);
     const j = view.journal;
     if (j && j.size > compactAt) {
       warnings.push(`the journal (${bytes(j.size)}) is past the compaction threshold (${bytes(compactAt)}): compaction is not happening${view.healthy ? '' : ' because the store is damaged'}; run 'nfsdcltrack compact'${view.healthy ? '' : " after 'nfsdcltrack verify --repair'"}`);

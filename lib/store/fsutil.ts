@@ -1,14 +1,36 @@
 // Thin file-system helpers with the store's rules built in: no symlinks
 // followed inside the storage dir, 0600 files, and directories fsync'ed after
-// a name is created or replaced.
+// a name is created or replaced, and nothing but a regular file opened.
 import * as fs from 'fs';
+import { EREMOTEIO, ErrnoError } from '../errno';
 
-const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_APPEND, O_NOFOLLOW, O_DIRECTORY } = fs.constants;
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_APPEND, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK } = fs.constants;
+
+/**
+ * Open a store file that must be a regular one. O_NONBLOCK: a FIFO planted
+ * in its place would otherwise block the open (and the upcall, and the lock)
+ * forever; a FIFO, device or directory is refused at once. O_NONBLOCK changes
+ * nothing for a regular file.
+ */
+function openRegular(path: string, flags: number): number {
+  const fd = fs.openSync(path, flags | O_NOFOLLOW | O_NONBLOCK);
+  let st: fs.Stats;
+  try {
+    st = fs.fstatSync(fd);
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e;
+  }
+  if (st.isFile()) return fd;
+  fs.closeSync(fd);
+  const kind = st.isFIFO() ? 'FIFO' : st.isDirectory() ? 'directory' : st.isSocket() ? 'socket' : 'device';
+  throw new ErrnoError(EREMOTEIO, `${path} is a ${kind}, not a regular file`);
+}
 
 /** Open for reading without following a symlink; null when the file does not exist. */
 export function openRead(path: string): number | null {
   try {
-    return fs.openSync(path, O_RDONLY | O_NOFOLLOW);
+    return openRegular(path, O_RDONLY);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw e;
@@ -36,11 +58,11 @@ export function lexists(path: string): boolean {
 }
 
 export function openWrite(path: string): number {
-  return fs.openSync(path, O_WRONLY | O_NOFOLLOW);
+  return openRegular(path, O_WRONLY);
 }
 
 export function openAppend(path: string): number {
-  return fs.openSync(path, O_WRONLY | O_APPEND | O_NOFOLLOW);
+  return openRegular(path, O_WRONLY | O_APPEND);
 }
 
 /** Create a new private file; an old one at that name (a crash's leftover) is replaced. */

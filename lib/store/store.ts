@@ -20,14 +20,15 @@ import {
 } from './format';
 import { fsyncDir, lexists, openAppend, openRead, openWrite, readBytes, replaceSmallFile } from './fsutil';
 import { parseJournal, reclaimingDelta, resolveJournal, type JournalFacts, type ParsedJournal } from './journal';
-import { acquireLock, DEFAULT_LOCK, type HeldLock, type LockOptions } from './lock';
+import { acquireLock, DEFAULT_LOCK, LockLost, type HeldLock, type LockOptions } from './lock';
+import { compactThreshold } from './policy';
 import { SnapshotReader, writeSnapshotFile } from './snapshot';
 import { graceEnded, liveState } from '../tracking';
 
 export const SNAPSHOT_NAME = 'clients.snap';
 export const JOURNAL_NAME = 'clients.journal';
 export const SNAPSHOT_TMP_NAME = 'clients.snap.tmp';
-/** Journal size past which a writer folds it into a new snapshot. */
+/** Journal size past which a writer folds it into a new snapshot, at least (policy.ts). */
 export const DEFAULT_COMPACT_BYTES = 32 * 1024;
 
 export interface StoreLog {
@@ -43,6 +44,13 @@ export interface StoreOptions {
   now?: () => number;
   compactBytes?: number;
   lock?: Partial<Omit<LockOptions, 'onCompromised'>>;
+}
+
+/** Nothing was renamed: the store is as it was. */
+class SnapshotNotWritten extends ErrnoError {
+  constructor(message: string) {
+    super(EREMOTEIO, message);
+  }
 }
 
 /** Stores whose damage this process has already reported: it is logged once, until the store is sound again. */
@@ -272,7 +280,8 @@ export class Store {
         const result = await fn(tx);
         if (tx.pending.length === 0) return result;
         const size = await this.append(tx.pending);
-        if (size > this.compactBytes && view.healthy) {
+        if (view.healthy && size > compactThreshold(this.compactBytes, view.snapshot?.size ?? 0, view.snapshot?.header?.records ?? 0)) {
+          // Health is checked again (compactLocked) on the view compacted, read after the append.
           view.close();
           view = this.read();
           await this.compactLocked(view).catch((e) => this.log.warn(`compaction failed, will retry later: ${(e as Error).message}`));
@@ -300,15 +309,21 @@ export class Store {
         // (their time is older than limit) go, and so does the recovery epoch.
         const ended = graceEnded(view.epochs);
         if (!view.healthy) {
-          const doomed = [...view.facts.overlay].filter(([id, o]) => o.state && old(o.state) && view.get(id));
-          const tx = new Txn(view, view.journal?.parsed.gen ?? 0, (view.journal?.parsed.lastSeq ?? 0) + 1);
-          for (const [id] of doomed) tx.put(id, null);
-          tx.setEpochs(ended);
-          if (tx.pending.length > 0) await this.append(tx.pending);
-          return doomed.length;
+          return await this.deleteByJournal(view, [...view.facts.overlay].filter(([id, o]) => o.state && old(o.state) && view.get(id)).map(([id]) => id), ended);
         }
         if (view.facts.current.length === 0 && view.epochs.recovery === 0 && !this.anyRecord(view, old)) return 0;
-        return await this.compactLocked(view, limit, ended);
+        try {
+          return await this.compactLocked(view, limit, ended);
+        } catch (e) {
+          if (!(e instanceof SnapshotNotWritten)) throw e;
+          // No room for a new snapshot (a nearly full disk): an expired
+          // client must not stay reclaimable for that, and a few journal
+          // lines fit where a whole snapshot does not.
+          const doomed: string[] = [];
+          for (const r of this.records(view)) if (old(r)) doomed.push(r.id);
+          this.log.warn(`${e.message}: deleting the ${doomed.length} expired client(s) by journal entries instead`);
+          return await this.deleteByJournal(view, doomed, ended);
+        }
       } finally {
         view.close();
       }
@@ -476,14 +491,28 @@ export class Store {
     return view;
   }
 
+  /** Delete records by journal entries, and move to `epochs`, in one append. */
+  private async deleteByJournal(view: StoreView, ids: string[], epochs: Epochs): Promise<number> {
+    const tx = new Txn(view, view.journal?.parsed.gen ?? 0, (view.journal?.parsed.lastSeq ?? 0) + 1);
+    for (const id of ids) tx.put(id, null);
+    tx.setEpochs(epochs);
+    if (tx.pending.length > 0) await this.append(tx.pending);
+    return ids.length;
+  }
+
+  /**
+   * Our lock may have been taken over while we were stalled (by a waiter on
+   * another host, which can only go by the heartbeat): then write, rename
+   * and acknowledge nothing.
+   */
+  private checkHeld(when: string): void {
+    if (this.compromised || (this.held && !this.held.stillHeld())) throw new LockLost(`lost the lock on ${this.dir} ${when}`);
+  }
+
   /** Append entries in one write and make them durable; returns the journal's new size. */
   private async append(entries: JournalEntry[]): Promise<number> {
     const data = Buffer.from(entries.map(encodeJournalEntry).join(''), 'latin1');
-    // Our lock may have been taken over while we were stalled (the new holder
-    // saw it unrefreshed for staleMs): then don't write at all.
-    if (this.compromised || (this.held && !this.held.stillHeld())) {
-      throw new ErrnoError(EREMOTEIO, `lost the lock on ${this.dir} before writing`);
-    }
+    this.checkHeld('before writing');
     const fd = openAppend(this.journalPath);
     const before = fs.fstatSync(fd).size;
     try {
@@ -512,11 +541,9 @@ export class Store {
         throw new ErrnoError(EREMOTEIO, `cannot sync ${this.journalPath}: ${(e as Error).message}`);
       }
       await crashPoint('journal-fsynced');
-      // Our lock was taken over while we were stalled: the write may have gone
-      // to a journal another writer has already folded away. Don't acknowledge it.
-      if (this.compromised || (this.held && !this.held.stillHeld()) || fs.lstatSync(this.journalPath).ino !== fs.fstatSync(fd).ino) {
-        throw new ErrnoError(EREMOTEIO, `lost the lock on ${this.dir} while writing`);
-      }
+      // The write may have gone to a journal another writer has already folded away.
+      this.checkHeld('while writing');
+      if (fs.lstatSync(this.journalPath).ino !== fs.fstatSync(fd).ino) throw new LockLost(`${this.journalPath} was replaced while writing`);
       return before + data.length;
     } finally {
       fs.closeSync(fd);
@@ -534,6 +561,8 @@ export class Store {
    * it, the old journal's gen is older than the snapshot's, so it is ignored.
    */
   private async compactLocked(view: StoreView, olderThan?: number, epochs = view.epochs): Promise<number> {
+    // A damaged view proves only part of the store: folding it would drop the rest, and the journal with the damage.
+    if (!view.healthy) throw new ErrnoError(EREMOTEIO, `not compacting the damaged store ${this.dir} (${view.problems.join('; ')})`);
     let removed = 0;
     const kept = (function* (all: Iterable<ClientRecord>) {
       for (const r of all) {
@@ -555,15 +584,17 @@ export class Store {
       writeSnapshotFile(tmp, gen, epochs, this.held ? withHeartbeat(records, this.held) : records);
       this.held?.beat();
       await crashPoint('snapshot-temp-written');
+      this.checkHeld('before renaming a new snapshot in');
       if (keepOld() && fs.existsSync(this.snapshotPath)) this.keepDamaged();
       fs.renameSync(tmp, this.snapshotPath);
     } catch (e) {
       fs.rmSync(tmp, { force: true });
-      throw new ErrnoError(EREMOTEIO, `cannot write a new snapshot: ${(e as Error).message}`);
+      throw e instanceof LockLost ? e : new SnapshotNotWritten(`cannot write a new snapshot: ${(e as Error).message}`);
     }
     await crashPoint('snapshot-renamed');
     fsyncDir(this.dir);
     await crashPoint('dir-fsynced');
+    this.checkHeld('before resetting the journal');
     replaceSmallFile(this.dir, this.journalPath, encodeJournalHeader(gen));
     await crashPoint('journal-reset');
   }

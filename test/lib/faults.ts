@@ -141,6 +141,11 @@ export function copyDir(from: string, to: string): void {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Resolves once cond() holds (polling), or fails the wait after ms. */
+export async function until(cond: () => boolean, ms = 10_000): Promise<void> {
+  for (const end = Date.now() + ms; !cond(); await sleep(20)) if (Date.now() > end) throw new Error('timed out waiting');
+}
 export const nowSec = () => Math.floor(Date.now() / 1000);
 
 /** Four records: v4.0 and v4.1, each old (time 1000) and recent. */
