@@ -49,7 +49,22 @@
  * bounded: a syslog daemon that does not read makes logger block in send(),
  * so spawnSync has a timeout (SIGKILL).
  */
-import { writeSync, statSync } from 'fs';
+import { readFileSync, writeSync, statSync } from 'fs';
+
+/**
+ * Whether logger may claim our pid (--id): the kernel lets a process send
+ * another's pid in SCM_CREDENTIALS only with CAP_SYS_ADMIN, and the
+ * installed launchers drop every capability; without it logger's send fails
+ * (EPERM) and the message is lost, so the pid then goes into the tag.
+ */
+function mayClaimPid(): boolean {
+  try {
+    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'latin1'));
+    return m !== null && (BigInt(`0x${m[1]}`) & (1n << 21n)) !== 0n;
+  } catch {
+    return false;
+  }
+}
 
 export interface Logger {
   error(msg: string): void; // LOG_ERR
@@ -186,7 +201,8 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       spawns++;
       // Failures (ENOENT for a missing logger, ETIMEDOUT, a non-zero exit)
       // are reported in the result, which we deliberately ignore.
-      spawnSync(loggerPath, [`--id=${process.pid}`, '-t', ident, '--prio-prefix', '-u', socket], {
+      const tag = mayClaimPid() ? [`--id=${process.pid}`, '-t', ident] : ['-t', `${ident}[${process.pid}]`];
+      spawnSync(loggerPath, [...tag, '--prio-prefix', '-u', socket], {
         input: loggerInput(msgs),
         stdio: ['pipe', 'ignore', 'ignore'],
         timeout: timeoutMs,

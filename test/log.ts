@@ -543,6 +543,19 @@ t.test('children run by bare node, like the kernel runs us', { skip: !hasPython 
     );
   });
 
+  t.test('without capabilities (as the installed launchers run): the record still arrives, the pid in its tag', { skip: (process.getuid?.() !== 0 || !fs.existsSync('/usr/bin/setpriv')) && 'needs root and setpriv' }, async t => {
+    const rx = await startReceiver();
+    const script =
+      `const { createLogger } = require(${JSON.stringify(logJs)});` +
+      `const log = createLogger({ env: { NFSDCLTRACK_SYSLOG_SOCKET: process.argv[1] } });` +
+      `log.error('with no capabilities'); log.flush();`;
+    const r = spawnSync('/usr/bin/setpriv', ['--inh-caps=-all', '--ambient-caps=-all', '--bounding-set=-all', '--', process.execPath, '-e', script, rx.socket], { timeout: 10000 });
+    t.equal(r.status, 0, 'exit 0');
+    const recs = await rx.done();
+    t.same(recs.map(parse).map(x => [x.pri, x.tag, x.text]), [[27, 'nfsdcltrack', 'with no capabilities']], 'delivered (logger --id would fail with EPERM)');
+    t.match(recs[0]?.msg ?? '', /nfsdcltrack\[\d+\]: with no capabilities$/, 'the tag carries a pid');
+  });
+
   t.test('fds 0-2 closed, empty environment (kernel upcall conditions)', async t => {
     const rx = await startReceiver();
     const script =
