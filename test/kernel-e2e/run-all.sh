@@ -13,6 +13,8 @@
 #   server, boot 2 (role b)  same disk image: S3 part 2, the clients reclaim
 #   client                   S3's NFS client, on a private link to the server
 #                            (qemu dgram sockets on 127.0.0.1), alive across the crash
+#   server, boot 3 (role c)  D1-D5: our cld daemon (dist/nfsdcld) as the kernel's
+#                            tracker, on a disk of its own
 # See README.md beside this file.
 #
 # Prints one summary line per scenario, then "kernel-e2e: N passed, M failed".
@@ -28,13 +30,16 @@
 #   E2E_GRACE=10 E2E_GRACE_B=15 E2E_LEASE=10   nfsd grace/lease seconds (boot 1, boot 2)
 #   E2E_ACCEL=auto|kvm|tcg      E2E_NO_APT=1: never call apt-get
 #   E2E_REQUIRE=1               a SKIP is a failure
+#   E2E_BOOTS="a c"             which server boots run: a (with b and the client) and/or c
+#                               (the cld daemon); both by default (development knob)
 set -uo pipefail
 T_START=$(date +%s.%N)
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 WORK=${E2E_WORK:-/tmp/kernel-e2e}
 OUT=${E2E_OUT:-$WORK/ts-out}
-LEASE=${E2E_LEASE:-10}; GRACE=${E2E_GRACE:-10}; GRACE_B=${E2E_GRACE_B:-15}
+LEASE=${E2E_LEASE:-10}; GRACE=${E2E_GRACE:-10}; GRACE_B=${E2E_GRACE_B:-15}; GRACE_C=${E2E_GRACE_C:-10}
+BOOTS=${E2E_BOOTS:-a c}
 PROG=${E2E_PROG:-}
 
 log() { echo "[kernel-e2e $(date +%T)] $*" >&2; }
@@ -139,7 +144,7 @@ for m in virtio_pci 9pnet_virtio 9p overlay; do
 # Installed once here with DESTDIR (as a distribution package is built), then
 # copied into each VM's / : both boots run the same build even if dist/ is
 # rebuilt meanwhile, and the VMs test exactly what install.sh produced.
-rm -rf "$OUT"; mkdir -p "$OUT"/{a,b,client,markers}
+rm -rf "$OUT"; mkdir -p "$OUT"/{a,b,client,c,markers}
 OURS_ROOT=$WORK/ours-root
 if [ -z "$PROG" ]; then
     rm -rf "$OURS_ROOT"
@@ -149,8 +154,9 @@ if [ -z "$PROG" ]; then
 fi
 
 # ------------------------------------------------------------------ VMs
-DISK=$OUT/disk.img
+DISK=$OUT/disk.img DISK_C=$OUT/disk-c.img
 truncate -s 256M "$DISK" && mkfs.ext4 -q -F -L e2e-store "$DISK" || die "cannot make the disk image"
+truncate -s 128M "$DISK_C" && mkfs.ext4 -q -F -L e2e-cld "$DISK_C" || die "cannot make the disk image of boot 3"
 P_SERVER=$((20000 + RANDOM % 20000)); P_CLIENT=$((P_SERVER + 1))
 COMMON="console=ttyS0 quiet panic=-1 log_buf_len=16M e2e.share=$OUT e2e.work=$WORK e2e.repo=$REPO e2e.lease=$LEASE e2e.oursroot=$OURS_ROOT"
 [ -n "$PROG" ] && COMMON="$COMMON e2e.prog=$PROG"
@@ -169,6 +175,7 @@ vm() {
 server_net="-netdev dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port=$P_SERVER,remote.type=inet,remote.host=127.0.0.1,remote.port=$P_CLIENT -device virtio-net-pci,netdev=n0,mac=52:54:00:e2:e0:01"
 client_net="-netdev dgram,id=n0,local.type=inet,local.host=127.0.0.1,local.port=$P_CLIENT,remote.type=inet,remote.host=127.0.0.1,remote.port=$P_SERVER -device virtio-net-pci,netdev=n0,mac=52:54:00:e2:e0:02"
 server_disk="-drive file=$DISK,format=raw,if=none,id=d0,cache=writeback -device virtio-blk-pci,drive=d0"
+cld_disk="-drive file=$DISK_C,format=raw,if=none,id=d0,cache=writeback -device virtio-blk-pci,drive=d0"
 alive() { kill -0 "$1" 2>/dev/null; }
 # wait_file FILE PID TIMEOUT: until FILE exists; fails early if PID dies
 wait_file() {
@@ -187,20 +194,23 @@ wait_exit() {  # PID TIMEOUT: wait for a VM to power off, kill it at the time-ou
     done
     wait "$1" 2>/dev/null; return 0
 }
-CLIENT_PID= A_PID= B_PID=
-cleanup() { for p in $A_PID $B_PID $CLIENT_PID; do alive "$p" && kill -9 "$p" 2>/dev/null; done; }
+CLIENT_PID= A_PID= B_PID= C_PID=
+cleanup() { for p in $A_PID $B_PID $CLIENT_PID $C_PID; do alive "$p" && kill -9 "$p" 2>/dev/null; done; }
 trap cleanup EXIT
 
+# boot_failed ROLE PID RC: the VM did not reach its script: SKIP (qemu cannot run here)
+boot_failed() {
+    reason=$([ "$3" = 2 ] && echo "qemu exited" || echo "the VM did not reach its test script in 150 s")
+    tailtxt=$(tail -5 "$OUT/$1/console.log" 2>/dev/null | tr '\n' ' ' | cut -c1-400)
+    skip "qemu could not start the VM ($ACCEL): $reason: $tailtxt"
+}
+case " $BOOTS " in *" a "*)
 log "booting $KVER ($ACCEL): server (boot 1) and client VMs; output in $OUT"
 vm a vm-server.sh 1024 2 "e2e.grace=$GRACE" $server_disk $server_net; A_PID=$VM_PID
 vm client vm-client.sh 512 1 "" $client_net; CLIENT_PID=$VM_PID
 T_A=$(date +%s.%N)
 wait_file "$OUT/a/vm-started" "$A_PID" 150; rc=$?
-if [ $rc != 0 ]; then
-    reason=$([ $rc = 2 ] && echo "qemu exited" || echo "the VM did not reach its test script in 150 s")
-    tailtxt=$(tail -5 "$OUT/a/console.log" 2>/dev/null | tr '\n' ' ' | cut -c1-400)
-    skip "qemu could not start the VM ($ACCEL): $reason: $tailtxt"
-fi
+[ $rc != 0 ] && boot_failed a "$A_PID" $rc
 log "server boot 1 is running its scenarios ($(awk -v a="$T_A" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s to boot)"
 wait_file "$OUT/markers/s3-kill" "$A_PID" 600; rc=$?
 if [ $rc = 0 ]; then
@@ -216,6 +226,19 @@ else
     wait_exit "$A_PID" 30
     cleanup
 fi
+;;
+esac
+case " $BOOTS " in *" c "*)
+    # boot 3: the cld daemon; after the others (the 2 vCPUs are theirs until then)
+    log "booting the server for the cld daemon's scenarios (boot 3)"
+    vm c vm-server.sh 1024 2 "e2e.grace=$GRACE_C" $cld_disk; C_PID=$VM_PID
+    T_C=$(date +%s.%N)
+    wait_file "$OUT/c/vm-started" "$C_PID" 150; rc=$?
+    [ $rc != 0 ] && boot_failed c "$C_PID" $rc
+    wait_exit "$C_PID" 480 || log "server boot 3 timed out"
+    log "server boot 3 done ($(awk -v a="$T_C" -v b="$(date +%s.%N)" 'BEGIN{printf "%.0f", b-a}') s)"
+;;
+esac
 trap - EXIT
 cleanup
 
@@ -228,13 +251,15 @@ echo "==================== upcalls seen by the kernel, boot 1 ==================
 cat "$OUT/a/upcalls.log" 2>/dev/null || echo "(none)"
 echo "==================== upcalls seen by the kernel, boot 2 ===================="
 cat "$OUT/b/upcalls.log" 2>/dev/null || echo "(none)"
+echo "==================== cld upcalls seen by the kernel, boot 3 (our daemon) ===================="
+cat "$OUT/c/cld.log" 2>/dev/null || echo "(none)"
 echo "==================== checks ===================="
-for r in a b client; do
+for r in a b client c; do
     [ -f "$OUT/$r/result.txt" ] && sed "s/^/[$r] /" "$OUT/$r/result.txt" || echo "[$r] (no result file: the VM did not finish; see $OUT/$r/console.log)"
 done
 echo "==================== S4: grace periods (configured vs measured, kernel log) ===================="
 printf '%-62s %-6s %10s %10s\n' "situation" "expect" "configured" "lasted"
-cat "$OUT"/a/grace.tsv "$OUT"/b/grace.tsv 2>/dev/null | awk -F'\t' '{printf "%-62s %-6s %9ss %9ss\n", $1, $2, $3, $4}'
+cat "$OUT"/a/grace.tsv "$OUT"/b/grace.tsv "$OUT"/c/grace.tsv 2>/dev/null | awk -F'\t' '{printf "%-62s %-6s %9ss %9ss\n", $1, $2, $3, $4}'
 # with the kprobe trace every upcall's return is paired exactly; with the dprintk
 # only, upcalls that overlapped another are left out (their pairing is a guess)
 EXACT=0; [ -s "$OUT/a/umh-trace.log" ] && EXACT=1
@@ -270,6 +295,16 @@ native() {  # PROG: median ms of 15 creates+checks in an empty environment, fres
     done | sort -n | awk '{v[NR]=$1} END{printf "%.1f", v[int((NR+1)/2)]/1000}'
     rm -rf "$d"
 }
+if [ -f "$OUT/c/cld.tsv" ]; then
+    echo "==================== cld upcall latency as the kernel sees it (ms, message queued to the daemon's reply; boot 3) ===================="
+    awk -F'\t' '$7 != "-" && $11 == 1 && $4 != "event" { printf "%s %.3f\nall %.3f\n", $4, ($7 - $3) * 1000, ($7 - $3) * 1000 }' "$OUT/c/cld.tsv" | sort -k1,1 -k2,2n | awk '
+        { v[$1, ++n[$1]] = $2; if (!($1 in seen)) { seen[$1] = 1; keys[++nk] = $1 } }
+        END { printf "%-11s %8s %8s %8s %4s\n", "command", "median", "min", "max", "n"
+              for (i = 1; i <= nk; i++) { k = keys[i]; m = n[k]; med = (m % 2 ? v[k, (m + 1) / 2] : (v[k, m / 2] + v[k, m / 2 + 1]) / 2)
+                  printf "%-11s %8.1f %8.1f %8.1f %4d\n", k, med, v[k, 1], v[k, m], m } }'
+    echo "(re-queued upcalls, after the daemon was killed, are left out)"
+    [ -s "$OUT/c/pipe-open-ms.tsv" ] && echo "pipe created -> opened by the daemon, ms, per nfsd start (the kernel waits ~1000 ms): $(awk -F'\t' '{printf "%s#%s=%s", (NR > 1 ? " " : ""), $1, $2}' "$OUT/c/pipe-open-ms.tsv")"
+fi
 if [ -z "$PROG" ] && [ -x "$WORK/stage/usr/sbin/nfsdcltrack" ] && [ -x "$REPO/dist/nfsdcltrack" ]; then
     echo "for scale, natively on this host (a create, median of 15): C $(native "$WORK/stage/usr/sbin/nfsdcltrack") ms, ours $(native "$REPO/dist/nfsdcltrack") ms"
 fi
@@ -284,10 +319,18 @@ declare -A NAME=(
   [S4]="S4 early end of grace only with v4.1+ clients, not with a v4.0 client outstanding"
   [S5]="S5 upcall latency as the kernel sees it, ours vs the C nfsdcltrack, same run"
   [S6]="S6 switch from the C program: import its main.sqlite, the client reclaims under ours"
+  [D1]="D1 our cld daemon, started as its unit does, is chosen by the kernel; no upcall is made"
+  [D2]="D2 lifecycle under the daemon: Create/Remove, store after each step, reclaims, admin remove refused"
+  [D3]="D3 early end of grace under cld v2 only with v4.1+ clients, not with a v4.0 client owed"
+  [D4]="D4 nfsd restarted during grace; the daemon SIGKILLed mid-traffic and restarted: nothing lost"
+  [D5]="D5 fallback: no daemon -> the upcall serves the same store; back to the daemon; clients reclaim"
 )
 npass=0; nfail=0
-all=$(cat "$OUT"/a/result.txt "$OUT"/b/result.txt "$OUT"/client/result.txt 2>/dev/null)
-for s in setup S1 S2 S3 S4 S5 S6; do
+all=$(cat "$OUT"/a/result.txt "$OUT"/b/result.txt "$OUT"/client/result.txt "$OUT"/c/result.txt 2>/dev/null)
+TAGS=""; ROLES=""
+case " $BOOTS " in *" a "*) TAGS="S1 S2 S3 S4 S5 S6"; ROLES="a b client";; esac
+case " $BOOTS " in *" c "*) TAGS="$TAGS D1 D2 D3 D4 D5"; ROLES="$ROLES c";; esac
+for s in setup $TAGS; do
     p=$(printf '%s\n' "$all" | grep -c "^PASS\[$s\]" || true)
     f=$(printf '%s\n' "$all" | grep -c "^FAIL\[$s\]" || true)
     [ "$s" = setup ] && [ "$p$f" = 00 ] && continue
@@ -295,10 +338,10 @@ for s in setup S1 S2 S3 S4 S5 S6; do
     [ "$p$f" = 00 ] && f="no checks ran"
     printf 'kernel-e2e %-4s %s: %s (%s checks passed, %s failed)\n' "$s" "$st" "${NAME[$s]}" "$p" "$f"
 done | tee -a "$OUT/report.txt"
-npass=$(grep -c '^kernel-e2e S[0-9] *PASS\|^kernel-e2e setup PASS' "$OUT/report.txt" || true)
+npass=$(grep -c '^kernel-e2e [SD][0-9] *PASS\|^kernel-e2e setup PASS' "$OUT/report.txt" || true)
 nfail=$(grep -c '^kernel-e2e [A-Za-z0-9]* *FAIL' "$OUT/report.txt" || true)
 # every VM must have finished its part (a VM that died silently is a failure)
-for r in a b client; do
+for r in $ROLES; do
     grep -q '^RESULT:' "$OUT/$r/result.txt" 2>/dev/null || { echo "kernel-e2e: the $r VM did not finish (see $OUT/$r/console.log)"; nfail=$((nfail + 1)); }
 done
 printf '%s\n' "$all" | grep '^FAIL' | sed 's/^/  /'

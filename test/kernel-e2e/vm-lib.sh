@@ -143,3 +143,32 @@ grace_window() {
         /nfsd4_umh_cltrack_upcall: cmd: gracedone/ { if (gs != "" && ge == "-") ge = ts($0) }
         END { if (gs == "") print "- -"; else print gs, ge }' "$UMHLOG"
 }
+
+# ------------------------------------------------------------------ cld upcalls
+# start_cld_trace (once nfsd is loaded): kprobe events on rpc_queue_upcall()
+# (nfsd queues a cld message: its version, command, xid and client name, read
+# from the message buffer, struct rpc_pipe_msg's data at +16) and on
+# cld_pipe_downcall() (the daemon writes a reply: xid, status and name, read
+# from the user's buffer), into the same trace log as the umh events.  cld.awk
+# turns them into one line per upcall (cld_upcalls below).
+start_cld_trace() {
+    [ -e /run/umh-trace.ok ] || return 1
+    echo 'p:e2e/cld_up rpc_queue_upcall vers=+0(+16(%si)):u8 cmd=+1(+16(%si)):u8 xid=+4(+16(%si)):u32 name=+10(+16(%si)):string' >> $TRACEFS/kprobe_events 2>/dev/null || return 1
+    echo 'p:e2e/cld_down cld_pipe_downcall xid=+u4(%si):u32 status=+u2(%si):s16 name=+u10(%si):ustring' >> $TRACEFS/kprobe_events 2>/dev/null \
+        || echo 'p:e2e/cld_down nfsd:cld_pipe_downcall xid=+u4(%si):u32 status=+u2(%si):s16 name=+u10(%si):ustring' >> $TRACEFS/kprobe_events 2>/dev/null || return 1
+    echo 1 > $TRACEFS/events/e2e/cld_up/enable && echo 1 > $TRACEFS/events/e2e/cld_down/enable || return 1
+    # optional: the pipe's creation (rpc_mkpipe_dentry) and each open of an rpc_pipefs pipe
+    echo 'p:e2e/pipe_mk rpc_mkpipe_dentry' >> $TRACEFS/kprobe_events 2>/dev/null && echo 1 > $TRACEFS/events/e2e/pipe_mk/enable
+    echo 'p:e2e/pipe_open rpc_pipe_open' >> $TRACEFS/kprobe_events 2>/dev/null && echo 1 > $TRACEFS/events/e2e/pipe_open/enable
+    touch /run/cld-trace.ok
+}
+cld_upcalls() { awk -f "$HERE/cld.awk" "$KTRACE"; }
+# cld_count CMD [NAME]: cld upcalls of CMD (Create, Remove, GraceStart, ...) answered so far
+cld_count() { cld_upcalls | awk -F'\t' -v c="$1" -v a="${2-}" '$4==c && $7!="-" && (a=="" || $6==a){n++} END{print n+0}'; }
+# cld_wait CMD N TIMEOUT [NAME]: N answered upcalls of CMD (for NAME)
+cld_wait() { _c=$1 _n=$2 _t=$3; shift 3; wait_until "$_t" cld_ge "$_c" "$_n" "${1-}"; }
+cld_ge() { [ "$(cld_count "$1" "${3-}")" -ge "$2" ]; }
+# cld_last CMD [NAME]: the table line of the latest upcall of CMD (for NAME)
+cld_last() { cld_upcalls | awk -F'\t' -v c="$1" -v a="${2-}" '$4==c && (a=="" || $6==a){l=$0} END{print l}'; }
+# every cld upcall queued so far was answered
+cld_quiet() { cld_upcalls | awk -F'\t' '$7=="-"{busy=1} END{exit busy}'; }
