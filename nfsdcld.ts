@@ -114,7 +114,9 @@ async function main(argv: string[], log: Logger): Promise<number> {
     log.error(`Failed to open the client store: ${(e as Error).message}`);
     return 1;
   }
-  const store = new Store({ dir: storagedir, log });
+  // NFSDCLTRACK_COMPACT_BYTES: the upcall's test hook for the compaction threshold, honoured here too.
+  const compact = Number(process.env.NFSDCLTRACK_COMPACT_BYTES);
+  const store = new Store({ dir: storagedir, log, deferCompaction: true, compactBytes: compact > 0 ? compact : undefined });
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const admin = require('./lib/admin') as typeof import('./lib/admin');

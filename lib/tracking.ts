@@ -38,8 +38,10 @@ export function liveState(s: RecState | null, ep: Epochs): RecState | null {
 
 /** The client's membership in the recovery epoch: whether (and with which princhash) it may reclaim. */
 export function recoveryMembership(s: RecState | null, ep: Epochs): Membership | null {
+  // Without building the list: a grace start asks this of every record.
   if (s === null || ep.recovery === 0) return null;
-  return memberships(s, ep).find((m) => m.epoch === ep.recovery) ?? null;
+  if (epochOf(s) === ep.recovery) return { epoch: ep.recovery, ph: s.ph ?? null };
+  return s.older?.epoch === ep.recovery ? s.older : null;
 }
 
 /**

@@ -209,3 +209,20 @@ t.test('server: group commit, bad names, a store that cannot be written, a pipe 
   refuse = false;
   t.same((await send(m(Cmd.GetVersion))).length, 1, 'and the next message is answered');
 });
+
+t.test('GraceStart downcalls from one reused buffer are byte for byte the ones encodeClient builds', async (t) => {
+  const { ClientDowncalls } = await import('../lib/cld/codec');
+  const clientArb = fc.record({
+    name: fc.uint8Array({ minLength: 1, maxLength: CLD_NAME_MAX }).map((b) => Buffer.from(b)),
+    princhash: fc.option(fc.uint8Array({ minLength: CLD_PRINCHASH_SIZE, maxLength: CLD_PRINCHASH_SIZE }).map((b) => Buffer.from(b))),
+  });
+  fc.assert(
+    fc.property(fc.constantFrom(1, 2), fc.nat(), fc.array(clientArb, { minLength: 1, maxLength: 12 }), (vers, xid, clients) => {
+      const gs = encodeMessage({ vers, cmd: Cmd.GraceStart, xid });
+      const out = new ClientDowncalls(gs, -EINPROGRESS);
+      return clients.every((c) => out.set(c.name.toString('hex'), c.princhash ? c.princhash.toString('hex') : null).equals(encodeClient(gs, -EINPROGRESS, c)));
+    }),
+    { numRuns: 500 },
+  );
+  t.pass('500 sequences, long names after short ones and princhashes after none');
+});

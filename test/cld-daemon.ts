@@ -84,6 +84,29 @@ t.test('creates arriving together share one fdatasync, and are answered after it
   }
 });
 
+t.test('compaction waits until every upcall read is answered, then folds the journal', async (t) => {
+  const d = await open({ NFSDCLTRACK_COMPACT_BYTES: '4096', NFSDCLTRACK_CRASH_AT: 'trace' });
+  try {
+    await version(d);
+    await graceStart(d);
+    for (let round = 0; round < 4; round++) {
+      const rs = await d.calls(Array.from({ length: 8 }, (_, i) => create(`fold-${round}-${i}`)), TIMEOUT_MS);
+      t.same(rs.map((r) => status(r.final)), Array(8).fill(0));
+    }
+    await graceDone(d);
+    const trace = crashTrace(d.daemonLog);
+    t.ok(trace.includes('compaction-started'), 'the journal was folded');
+    // Each compaction starts only after the fsync and release of the write that made it due.
+    const at = trace.indexOf('compaction-started');
+    t.same(trace.slice(at - 2, at), ['lock-released', 'lock-taken'], 'in a transaction of its own, after the write was answered');
+    const snap = fs.readFileSync(path.join(d.store, 'clients.snap'), 'latin1');
+    t.notMatch(snap, /gen=0000000000000001 /, 'a new snapshot generation');
+    t.equal((await graceStart(d)).length, 32, 'all 32 clients handed back');
+  } finally {
+    await d.close();
+  }
+});
+
 t.test('SIGTERM: what was read is answered; SIGKILL: a restart serves the same store', async (t) => {
   const d = await open();
   try {

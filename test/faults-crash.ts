@@ -119,7 +119,8 @@ t.test('crash matrix: every command killed at every crash point', async (t) => {
     return new Set(tracedPoints(r));
   });
   const all = new Set(reached.flatMap((s) => [...s]));
-  for (const p of CRASH_POINTS) if (!all.has(p)) t.fail(`crash point ${p} is never reached`);
+  // The daemon's own points (cld-*) are the daemon's crash matrix's, in test/cld-daemon.ts.
+  for (const p of CRASH_POINTS) if (!p.startsWith('cld-') && !all.has(p)) t.fail(`crash point ${p} is never reached`);
   const cases = COMMANDS.flatMap((cmd, i) => CRASH_POINTS.filter((p) => reached[i].has(p)).map((point) => ({ cmd, point })));
   let killed = 0;
   let lockWaits: number[] = [];

@@ -93,6 +93,35 @@ export function encodeClient(msg: Buffer, status: number, client: ClientInfo): B
   return encodeMessage({ vers: h.vers, cmd: h.cmd, xid: h.xid, status }, client);
 }
 
+/**
+ * GraceStart's downcalls, one buffer for all of them: a 100,000-client grace
+ * start otherwise allocates and collects 100,000 messages. Each set() returns
+ * that buffer refilled (the union zeroed, then this client, ids given in
+ * hex as the store holds them): write it out before the next set().
+ */
+export class ClientDowncalls {
+  readonly buf: Buffer;
+  private used = 0;
+
+  constructor(msg: Buffer, status: number) {
+    const h = decodeHeader(msg);
+    this.buf = encodeMessage({ vers: h.vers, cmd: h.cmd, xid: h.xid, status });
+  }
+
+  set(nameHex: string, princhashHex: string | null): Buffer {
+    const b = this.buf;
+    b.fill(0, CLD_HDR_SIZE, this.used);
+    const len = b.write(nameHex, OFF_NAME, CLD_NAME_MAX, 'hex');
+    b.writeUInt16LE(len, OFF_NAME_LEN);
+    this.used = OFF_NAME + len;
+    if (b[0] === 2 && princhashHex !== null) {
+      b[OFF_PRINC_LEN] = b.write(princhashHex, OFF_PRINC, CLD_PRINCHASH_SIZE, 'hex');
+      this.used = b.length;
+    }
+    return b;
+  }
+}
+
 /** Builds a whole message (an upcall, for tests and drivers); v1 GraceDone may carry cm_gracetime. */
 export function encodeMessage(h: { vers: number; cmd: number; xid: number; status?: number }, client?: ClientInfo, gracetime?: bigint): Buffer {
   const size = messageSize(h.vers);

@@ -7,7 +7,7 @@
 // thread each) are applied in one transaction, one append and one fdatasync,
 // and answered only after it. Everything else is handled alone and in order,
 // so a GraceStart's record list is the store as of that GraceStart.
-import { EACCES, EINVAL, EINPROGRESS, EOPNOTSUPP, EREMOTEIO, Cmd, CLD_VERSION, decodeClient, decodeHeader, encodeClient, encodeReply, type ClientInfo } from './codec';
+import { EACCES, EINVAL, EINPROGRESS, EOPNOTSUPP, EREMOTEIO, Cmd, CLD_VERSION, ClientDowncalls, decodeClient, decodeHeader, encodeReply, type ClientInfo } from './codec';
 import type { Logger } from '../log';
 import { crashPoint } from '../crashpoint';
 import type { Epochs } from '../store/format';
@@ -51,6 +51,13 @@ export class CldServer {
   }
 
   private async drain(): Promise<void> {
+    await this.serve();
+    // Everything read is answered: now fold the journal, if a write made that due.
+    await this.opts.store.compactIfDue();
+    if (this.queue.length > 0) await this.serve();
+  }
+
+  private async serve(): Promise<void> {
     while (this.queue.length > 0) {
       // Let the event loop read what the pipe holds, so that writes waiting
       // together share one fdatasync, and signals get their turn.
@@ -164,15 +171,14 @@ export class CldServer {
     let sent = 0;
     // nfsdcld fills one buffer for every record it sends, so its final reply
     // carries the last record sent: the kernel ignores it, we match it.
-    let last = msg;
+    const out = new ClientDowncalls(msg, -EINPROGRESS);
     const view = store.read();
     try {
       for (const rec of store.records(view)) {
         const m = recoveryMembership(rec, ep);
         if (!m || rec.id === '') continue;
         try {
-          last = encodeClient(msg, -EINPROGRESS, { name: Buffer.from(rec.id, 'hex'), princhash: m.ph ? Buffer.from(m.ph, 'hex') : null });
-          this.opts.send(last);
+          this.opts.send(out.set(rec.id, m.ph));
           sent++;
         } catch (e) {
           log.error(`cannot send client ${rec.id} to the kernel: ${(e as Error).message}`);
@@ -187,7 +193,7 @@ export class CldServer {
       view.close();
     }
     log.debug(() => `sent ${sent} client(s) that may reclaim`);
-    this.reply(last, status);
+    this.reply(sent > 0 ? out.buf : msg, status);
   }
 
   /** Outside grace (a kernel that sends no GraceStart), nfsdcld first starts one. */

@@ -44,6 +44,12 @@ export interface StoreOptions {
   now?: () => number;
   compactBytes?: number;
   lock?: Partial<Omit<LockOptions, 'onCompromised'>>;
+  /**
+   * Leave the compactions that writes make due to compactIfDue(), rather than
+   * run them before the write returns: the daemon answers first, and folds
+   * the journal when it is idle.
+   */
+  deferCompaction?: boolean;
 }
 
 /** Nothing was renamed: the store is as it was. */
@@ -214,6 +220,8 @@ export class Store {
   private readonly compactBytes: number;
   private readonly lockOpts: Omit<LockOptions, 'onCompromised'>;
   private compromised = false;
+  private readonly deferCompaction: boolean;
+  private compactionDue = false;
   private held: HeldLock | null = null;
 
   constructor(opts: StoreOptions) {
@@ -224,6 +232,7 @@ export class Store {
     this.now = opts.now ?? (() => Math.floor(Date.now() / 1000));
     this.compactBytes = opts.compactBytes ?? DEFAULT_COMPACT_BYTES;
     this.lockOpts = { ...DEFAULT_LOCK, ...opts.lock };
+    this.deferCompaction = opts.deferCompaction === true;
   }
 
   /** Current time for new records, in seconds. */
@@ -280,7 +289,11 @@ export class Store {
         const result = await fn(tx);
         if (tx.pending.length === 0) return result;
         const size = await this.append(tx.pending);
-        if (view.healthy && size > compactThreshold(this.compactBytes, view.snapshot?.size ?? 0, view.snapshot?.header?.records ?? 0)) {
+        if (view.healthy && this.compactionWanted(view, size)) {
+          if (this.deferCompaction) {
+            this.compactionDue = true;
+            return result;
+          }
           // Health is checked again (compactLocked) on the view compacted, read after the append.
           view.close();
           view = this.read();
@@ -291,6 +304,24 @@ export class Store {
         view.close();
       }
     });
+  }
+
+  private compactionWanted(view: StoreView, journalBytes: number): boolean {
+    return journalBytes > compactThreshold(this.compactBytes, view.snapshot?.size ?? 0, view.snapshot?.header?.records ?? 0);
+  }
+
+  /** Run the compaction a deferred write made due, if it still is. */
+  async compactIfDue(): Promise<void> {
+    if (!this.compactionDue) return;
+    this.compactionDue = false;
+    await this.locked(async () => {
+      const view = await this.prepareForWrite();
+      try {
+        if (view.healthy && this.compactionWanted(view, view.journal?.size ?? 0)) await this.compactLocked(view);
+      } finally {
+        view.close();
+      }
+    }).catch((e) => this.log.warn(`compaction failed, will retry later: ${(e as Error).message}`));
   }
 
   /**
