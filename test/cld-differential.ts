@@ -17,7 +17,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { createHash } from 'crypto';
 import { ClientInfo, Cmd, decodeHeader, EINVAL, EOPNOTSUPP, encodeMessage, encodeReply } from '../lib/cld/codec';
-import { CallResult, CldDriver, DaemonSpec } from './lib/cld-driver';
+import { CallResult, CldDriver, DaemonSpec, isolated } from './lib/cld-driver';
 import { CldModel } from './lib/cld-model';
 import { ROOT } from './lib/built';
 import { loudSkip, referenceProgram } from './lib/reference';
@@ -29,18 +29,6 @@ const SEED = Number(process.env.NFSDCLTRACK_TEST_SEED ?? 20261201);
 const OURS = process.env.NFSDCLD_OURS ?? path.join(ROOT, 'dist', 'nfsdcld');
 // The first reply after a start waits for the daemon to open the pty: ours needs a runtime's start-up.
 const TIMEOUT_MS = 20_000;
-
-// $0 = a dir holding `empty/` and `nfs.conf` (empty); then the daemon's argv.
-const NS_SCRIPT = [
-  'e=$0',
-  'for f in /etc/nfs.conf; do [ ! -e $f ] || mount --bind $e/nfs.conf $f || exit 99; done',
-  'for d in /etc/nfs.conf.d /var/lib/nfs /proc/fs; do [ ! -d $d ] || mount --bind $e/empty $d || exit 99; done',
-  'exec "$@"',
-].join('\n');
-
-function isolated(iso: string, argv: string[]): string[] {
-  return ['/usr/bin/unshare', '-m', '--propagation', 'private', '/bin/sh', '-c', NS_SCRIPT, iso, ...argv];
-}
 
 function executable(p: string): boolean {
   try {

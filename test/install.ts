@@ -11,6 +11,7 @@ import * as path from 'path';
 import { spawn, spawnSync } from 'child_process';
 import { Cmd, decodeHeader, encodeMessage } from '../lib/cld/codec';
 import { CldDriver } from './lib/cld-driver';
+import { tree } from './lib/tree';
 
 const ROOT = path.resolve(__dirname, '..');
 const SCRIPT = path.join(ROOT, 'scripts', 'install.sh');
@@ -39,24 +40,6 @@ function install(args: string[], env: Record<string, string> = {}): Run {
 /** Run an installed program the way the kernel does: no PATH, no HOME, only NFSDCLTRACK_* variables. */
 function kernelRun(prog: string, args: string[], env: Record<string, string> = {}): number | null {
   return spawnSync(prog, args, { env, encoding: 'utf8', timeout: 60_000 }).status;
-}
-/** Every path under dir with its type and mode (and a symlink's target), sorted. */
-function tree(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string): void => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      const st = fs.lstatSync(p);
-      const rel = path.relative(dir, p);
-      if (st.isSymbolicLink()) out.push(`${rel} -> ${fs.readlinkSync(p)}`);
-      else if (st.isDirectory()) {
-        out.push(`${rel}/ ${(st.mode & 0o7777).toString(8)}`);
-        walk(p);
-      } else out.push(`${rel} ${(st.mode & 0o7777).toString(8)} ${st.size}`);
-    }
-  };
-  walk(dir);
-  return out.sort();
 }
 const firstLine = (f: string): string => fs.readFileSync(f, 'utf8').split('\n')[0];
 /** The runtime a launcher names: the last word of its #! line (it may go through env -S). */
@@ -103,7 +86,7 @@ t.test('a missing build is reported, nothing is installed', async (t) => {
   const r = install(['--source', repo, '--destdir', dest]);
   t.equal(r.status, 2);
   t.match(r.out, /dist\/cli\.js is missing|dist\/nfsdcltrack.*missing/);
-  t.same(tree(dest), []);
+  t.same(tree(dest, { sizes: true }), []);
 });
 
 t.test('DESTDIR install of a Bun-style build: the runtime is copied, no path into the checkout survives', async (t) => {
@@ -129,7 +112,7 @@ t.test('DESTDIR install of a Bun-style build: the runtime is copied, no path int
 
   const u = install(['--destdir', dest, '--uninstall']);
   t.equal(u.status, 0, u.out);
-  t.same(tree(dest), [], 'uninstall leaves the staging root as it was (empty)');
+  t.same(tree(dest, { sizes: true }), [], 'uninstall leaves the staging root as it was (empty)');
 });
 
 t.test('PREFIX install replacing a program, pointing a (fake) kernel at it; uninstall restores both', async (t) => {
@@ -145,7 +128,7 @@ t.test('PREFIX install replacing a program, pointing a (fake) kernel at it; unin
   const param = path.join(sys, 'cltrack_prog');
   fs.writeFileSync(param, '/sbin/nfsdcltrack');
   const mpdir = path.join(root, 'etc', 'modprobe.d');
-  const before = tree(root);
+  const before = tree(root, { sizes: true });
 
   const args = ['--source', repo, '--prefix', prefix, '--target', target, '--sysfs-param', param, '--modprobe-dir', mpdir];
   const r = install([...args, '--kernel', '--kernel-persist']);
@@ -173,7 +156,7 @@ t.test('PREFIX install replacing a program, pointing a (fake) kernel at it; unin
   t.equal(u.status, 0, u.out);
   t.equal(fs.readFileSync(target, 'utf8'), original, 'the replaced program is back');
   t.equal(fs.readFileSync(param, 'utf8'), '/sbin/nfsdcltrack', 'cltrack_prog is back');
-  t.same(tree(root), before, 'the tree is exactly as before the install');
+  t.same(tree(root, { sizes: true }), before, 'the tree is exactly as before the install');
   t.equal(install(['--prefix', prefix, '--uninstall']).status, 2, 'a second uninstall has nothing to undo');
 });
 
@@ -207,7 +190,7 @@ t.test('a launcher that finds its files relative to itself is refused, nothing i
   const r = install(['--source', repo, '--destdir', dest]);
   t.equal(r.status, 2);
   t.match(r.out, /relative to itself/);
-  t.same(tree(dest), []);
+  t.same(tree(dest, { sizes: true }), []);
 });
 
 t.test('the real build: staged install, then a PREFIX install that answers like nfsdcltrack', { skip: !fs.existsSync(path.join(DIST, 'nfsdcltrack')) && 'dist/ is not built (npm ci builds it)' }, async (t) => {
@@ -222,7 +205,7 @@ t.test('the real build: staged install, then a PREFIX install that answers like 
   for (const f of fs.readdirSync(DIST)) t.ok(fs.existsSync(path.join(dest, 'usr/local/lib/nfsdcltrack-ts', f)), `dist/${f} installed`);
   if (fs.existsSync(path.join(ROOT, 'man', 'nfsdcltrack.8'))) t.ok(fs.existsSync(path.join(dest, 'usr/local/share/man/man8/nfsdcltrack.8')), 'man page');
   t.equal(install(['--destdir', dest, '--uninstall']).status, 0);
-  t.same(tree(dest), []);
+  t.same(tree(dest, { sizes: true }), []);
 
   const root = fresh('root');
   const prefix = path.join(root, 'usr');
@@ -240,7 +223,7 @@ t.test('the real build: staged install, then a PREFIX install that answers like 
   t.equal(kernelRun(prog, ['-s', store, 'check', '6163'], env), 255, 'check of an unknown client');
   t.equal(kernelRun(prog, ['-s', store, 'bogus'], env), 218, 'unknown command');
   t.equal(install(['--prefix', prefix, '--uninstall']).status, 0);
-  t.same(tree(root).filter((e) => !e.startsWith('store') && !e.startsWith('nfs.conf')), [], 'only the test store is left');
+  t.same(tree(root, { sizes: true }).filter((e) => !e.startsWith('store') && !e.startsWith('nfs.conf')), [], 'only the test store is left');
 });
 
 // --- the cld daemon -------------------------------------------------------
@@ -304,7 +287,7 @@ t.test('the real build: the cld daemon, its man page and unit, staged; the stage
   has('WantedBy=nfs-server.service');
   t.notMatch(unit, /^ExecStart=.*\s-F\b/m, 'forking: no -F');
   t.match(r.out, /not enabled/);
-  t.same(tree(dest).filter((e) => /systemd\/system\/.*\.wants|nfsdcld\.service/.test(e)), [], 'nothing enabled, nothing masked');
+  t.same(tree(dest, { sizes: true }).filter((e) => /systemd\/system\/.*\.wants|nfsdcld\.service/.test(e)), [], 'nothing enabled, nothing masked');
 
   // The staged bundle, run through a pty as the kernel would reach it.
   if (!HAVE_PTY) t.comment('python3 with pty is missing: the staged daemon is NOT run');
@@ -320,7 +303,7 @@ t.test('the real build: the cld daemon, its man page and unit, staged; the stage
 
   const u = install(['--destdir', dest, '--uninstall']);
   t.equal(u.status, 0, u.out);
-  t.same(tree(dest), [], 'uninstall leaves nothing');
+  t.same(tree(dest, { sizes: true }), [], 'uninstall leaves nothing');
 });
 
 t.test('the real build, installed under a PREFIX: nfsdcld-ts -F answers GetVersion; without -F it detaches once serving', { skip: (!BUILT_CLD && 'dist/nfsdcld is not built') || (!HAVE_PTY && 'python3 with pty is missing') }, async (t) => {

@@ -9,6 +9,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { spawn, spawnSync } from 'child_process';
+import { tree } from './lib/tree';
 
 const ROOT = path.resolve(__dirname, '..');
 const SCRIPT = path.join(ROOT, 'scripts', 'package.sh');
@@ -39,24 +40,6 @@ function build(out: string): Promise<{ status: number | null; out: string }> {
 function run(cmd: string, args: string[], env: Record<string, string> = {}): { status: number | null; out: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 120_000 });
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
-}
-/** Every path under dir with its type and mode, sorted (symlinks with their target). */
-function tree(dir: string): string[] {
-  const out: string[] = [];
-  const walk = (d: string): void => {
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      const st = fs.lstatSync(p);
-      const rel = path.relative(dir, p);
-      if (st.isSymbolicLink()) out.push(`${rel} -> ${fs.readlinkSync(p)}`);
-      else if (st.isDirectory()) {
-        out.push(`${rel}/ ${(st.mode & 0o7777).toString(8)}`);
-        walk(p);
-      } else out.push(`${rel} ${(st.mode & 0o7777).toString(8)}`);
-    }
-  };
-  walk(dir);
-  return out.sort();
 }
 
 const FAKE_C = '#!/bin/sh\n# stands for nfs-kernel-server\'s C nfsdcltrack\nexit 0\n';
