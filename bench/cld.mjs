@@ -41,19 +41,11 @@
 // (--quick: results-cld.quick.md).
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createRequire } from 'node:module';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { bunPath, flag, loadBundled, fr, launcherRuntime as runtimeOf, machine as machineInfo, median, opt, pass, ratio, root, say, version } from './common.mjs';
 
-const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
-const argv = process.argv.slice(2);
-const flag = (name) => argv.includes(name);
-const opt = (name) => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
 const QUICK = flag('--quick');
 const cfg = QUICK
   ? { rounds: 2, storm: 1_000, window: 16, clients: 10_000, upcallRounds: 1, upcallCreates: 300, upcallCapS: 20 }
@@ -73,7 +65,6 @@ const CALL_TIMEOUT_MS = 300_000;
 const t0 = Date.now();
 const load0 = os.loadavg()[0];
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'nfsdcld-bench-'));
-const say = (msg) => process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`);
 
 // --- cleanup: every daemon killed, the work dir removed, whatever happens --------------
 
@@ -109,31 +100,14 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 for (const f of ['nfsdcld', 'nfsdcld.js', 'nfsdcltrack']) if (!fs.existsSync(path.join(root, 'dist', f))) throw new Error(`dist/${f} is missing: run npm run build`);
 const dist = path.join(work, 'dist');
 fs.cpSync(path.join(root, 'dist'), dist, { recursive: true, filter: (src) => !path.basename(src).startsWith('.build-') });
-const bunPath = [path.join(root, 'node_modules/@oven/bun-linux-x64/bin/bun'), path.join(root, 'node_modules/@oven/bun-linux-x64-baseline/bin/bun')].find((p) => fs.existsSync(p));
-const nodeLauncherRuntime = fs.readFileSync(path.join(dist, 'nfsdcld'), 'utf8').split('\n')[0].replace(/^#!\s*/, '').trim().split(/\s+/).pop();
-const upcallRuntime = fs.readFileSync(path.join(dist, 'nfsdcltrack'), 'utf8').split('\n')[0].replace(/^#!\s*/, '').trim().split(/\s+/).pop();
-
-function version(cmd, args) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim().split('\n')[0] : '?';
-}
+const nodeLauncherRuntime = runtimeOf(path.join(dist, 'nfsdcld'));
+const upcallRuntime = runtimeOf(path.join(dist, 'nfsdcltrack'));
 
 /** The driver, codec, store library and reference fetch, bundled from their TypeScript. */
 async function loadLib() {
-  const esbuild = await import('esbuild');
-  const out = path.join(work, 'cld-lib.cjs');
-  await esbuild.build({
-    entryPoints: [path.join(root, 'bench/cld-lib.ts')],
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
-    outfile: out,
-    logLevel: 'warning',
-  });
   // The driver runs pty-relay.py from beside itself.
   fs.copyFileSync(path.join(root, 'test/lib/pty-relay.py'), path.join(work, 'pty-relay.py'));
-  return createRequire(import.meta.url)(out);
+  return loadBundled('bench/cld-lib.ts', work, 'cld-lib.cjs');
 }
 
 function refVersion(pkgRoot) {
@@ -214,12 +188,6 @@ const nextXid = () => (xid = (xid + 1) >>> 0 || 1);
 
 // --- measurements ---------------------------------------------------------------------
 
-const median = (xs) => {
-  if (!xs || xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 const quantile = (xs, q) => {
   if (!xs || xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
@@ -561,9 +529,6 @@ async function main() {
 // --- the report --------------------------------------------------------------------------
 
 const f2 = (x) => (Number.isFinite(x) ? x.toFixed(x >= 100 ? 0 : x >= 10 ? 1 : 2) : '–');
-const fr = (x) => (Number.isFinite(x) ? `${x.toFixed(2)}×` : '–');
-const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : NaN);
-const pass = (ok) => (ok === undefined ? '–' : ok ? 'PASS' : '**FAIL**');
 const fmt = (n) => n.toLocaleString('en-US');
 const col = (part, key, field) => (results[part][key] ?? []).map((x) => x[field]);
 const med = (part, key, field) => median(col(part, key, field));
@@ -573,15 +538,10 @@ const range = (part, key, field, scale = 1) => {
 };
 
 function machine() {
-  const cpu = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) ?? [])[1] ?? '?';
-  let distro = '?';
-  try {
-    distro = (fs.readFileSync('/etc/os-release', 'utf8').match(/PRETTY_NAME="(.*)"/) ?? [])[1] ?? '?';
-  } catch {}
-  const fsType = spawnSync('stat', ['-f', '-c', '%T', work], { encoding: 'utf8' }).stdout?.trim();
+  const m = machineInfo(work);
   return (
-    `${os.cpus().length} × ${cpu.trim()}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${distro}, Linux ${os.release()}, stores on ${fsType || '?'} (${os.tmpdir()}); ` +
-    `Node ${process.version}${bunPath ? `, Bun ${version(bunPath, ['--version'])}` : ''}; nfs-utils ${results.refVersion ?? '?'}; dist/nfsdcld runs ${nodeLauncherRuntime}; load average ${load0.toFixed(1)} at the start, ${os.loadavg()[0].toFixed(1)} at the end`
+    `${m.host} (${os.tmpdir()}); ${m.runtimes}; nfs-utils ${results.refVersion ?? '?'}; dist/nfsdcld runs ${nodeLauncherRuntime}; ` +
+    `load average ${load0.toFixed(1)} at the start, ${os.loadavg()[0].toFixed(1)} at the end`
   );
 }
 

@@ -30,20 +30,12 @@
 // Output: a markdown report on stdout and in bench/results.md, and the chart
 // bench/latency.svg (with --quick: bench/results.quick.md, latency.quick.svg).
 import { spawn, spawnSync } from 'node:child_process';
-import { createRequire } from 'node:module';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { renderChart } from './chart.mjs';
+import { bunPath, flag, loadBundled, fr, launcherRuntime as runtimeOf, machine as machineInfo, median, opt, pass, ratio, root, say, version } from './common.mjs';
 
-const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
-const argv = process.argv.slice(2);
-const flag = (name) => argv.includes(name);
-const opt = (name) => {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
 const QUICK = flag('--quick');
 const cfg = QUICK
   ? { sizes: [10, 100_000], runs: 7, gracedoneRuns: 3, rssRuns: 1, storm: { clients: 1_000, checks: 1_000, callers: 8 } }
@@ -60,7 +52,6 @@ const suffix = QUICK ? '.quick' : '';
 
 const t0 = Date.now();
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'nfsdcltrack-bench-'));
-const say = (msg) => process.stderr.write(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s] ${msg}\n`);
 
 // --- what we run --------------------------------------------------------------
 
@@ -72,18 +63,10 @@ const dist = path.join(work, 'dist');
 fs.cpSync(srcDist, dist, { recursive: true });
 const launcher = path.join(dist, 'nfsdcltrack');
 const cliJs = path.join(dist, 'cli.js');
-const bunPath = [path.join(root, 'node_modules/@oven/bun-linux-x64/bin/bun'), path.join(root, 'node_modules/@oven/bun-linux-x64-baseline/bin/bun')].find((p) =>
-  fs.existsSync(p),
-);
 const nodePath = process.execPath;
 // The last word of its #! line: the launcher may go through env -S.
-const launcherRuntime = fs.readFileSync(launcher, 'utf8').split('\n')[0].replace(/^#!\s*/, '').trim().split(/\s+/).pop();
+const launcherRuntime = runtimeOf(launcher);
 const launcherIsBun = /\bbun$/.test(launcherRuntime);
-
-function version(cmd, args) {
-  const r = spawnSync(cmd, args, { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim().split('\n')[0] : '?';
-}
 
 function findReference() {
   const candidates = [process.env.NFSDCLTRACK_REF, '/tmp/ref/sbin/nfsdcltrack'].filter(Boolean);
@@ -134,18 +117,7 @@ const OURS = 'ours';
 // --- the library, for building stores -----------------------------------------
 
 async function loadStoreLib() {
-  const esbuild = await import('esbuild');
-  const out = path.join(work, 'store-lib.cjs');
-  await esbuild.build({
-    entryPoints: [path.join(root, 'lib/store/store.ts')],
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
-    outfile: out,
-    logLevel: 'warning',
-  });
-  return createRequire(import.meta.url)(out);
+  return loadBundled('lib/store/store.ts', work, 'store-lib.cjs');
 }
 
 // --- clients ------------------------------------------------------------------
@@ -214,13 +186,6 @@ function timeOnce(cmd, args, env) {
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
   return { ms, status: r.status, signal: r.signal };
 }
-
-const median = (xs) => {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 
 const failures = [];
 function expectStatus(what, r, want = 0) {
@@ -576,23 +541,12 @@ async function concurrently(n, callers, what, spawnArgs) {
 // --- the report -----------------------------------------------------------------
 
 const f2 = (x) => (Number.isFinite(x) ? x.toFixed(x >= 100 ? 0 : x >= 10 ? 1 : 2) : '–');
-const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? a / b : NaN);
-const fr = (x) => (Number.isFinite(x) ? `${x.toFixed(2)}×` : '–');
-const pass = (ok) => (ok === undefined ? '–' : ok ? 'PASS' : '**FAIL**');
 const med = (op, impl, size) => median(results.latency[op]?.[impl]?.[size] ?? []);
 const fmtSize = (n) => n.toLocaleString('en-US');
 
 function machine() {
-  const cpu = (fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/) ?? [])[1] ?? '?';
-  let distro = '?';
-  try {
-    distro = (fs.readFileSync('/etc/os-release', 'utf8').match(/PRETTY_NAME="(.*)"/) ?? [])[1] ?? '?';
-  } catch {}
-  const fsType = spawnSync('stat', ['-f', '-c', '%T', work], { encoding: 'utf8' }).stdout?.trim();
-  return [
-    `${os.cpus().length} × ${cpu.trim()}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${distro}, Linux ${os.release()}, store on ${fsType || '?'}`,
-    `Node ${process.version}${bunPath ? `, Bun ${version(bunPath, ['--version'])}` : ''}; dist/nfsdcltrack runs ${launcherIsBun ? 'Bun' : 'Node'} (${launcherRuntime})`,
-  ];
+  const m = machineInfo(work);
+  return [m.host, `${m.runtimes}; dist/nfsdcltrack runs ${launcherIsBun ? 'Bun' : 'Node'} (${launcherRuntime})`];
 }
 
 function report() {
