@@ -14,7 +14,10 @@
 #   client                   S3's NFS client, on a private link to the server
 #                            (qemu dgram sockets on 127.0.0.1), alive across the crash
 #   server, boot 3 (role c)  D1-D5: our cld daemon (dist/nfsdcld) as the kernel's
-#                            tracker, on a disk of its own
+#                            tracker, on a disk of its own; D6 part 1, then the host
+#                            kills it (kill -9 of qemu) with the daemon serving
+#   server, boot 4 (role d)  same disk: D6 part 2, the store read back, the daemon
+#                            offers its records to the kernel
 # See README.md beside this file.
 #
 # Prints one summary line per scenario, then "kernel-e2e: N passed, M failed".
@@ -144,7 +147,7 @@ for m in virtio_pci 9pnet_virtio 9p overlay; do
 # Installed once here with DESTDIR (as a distribution package is built), then
 # copied into each VM's / : both boots run the same build even if dist/ is
 # rebuilt meanwhile, and the VMs test exactly what install.sh produced.
-rm -rf "$OUT"; mkdir -p "$OUT"/{a,b,client,c,markers}
+rm -rf "$OUT"; mkdir -p "$OUT"/{a,b,client,c,d,markers}
 OURS_ROOT=$WORK/ours-root
 if [ -z "$PROG" ]; then
     rm -rf "$OURS_ROOT"
@@ -194,8 +197,8 @@ wait_exit() {  # PID TIMEOUT: wait for a VM to power off, kill it at the time-ou
     done
     wait "$1" 2>/dev/null; return 0
 }
-CLIENT_PID= A_PID= B_PID= C_PID=
-cleanup() { for p in $A_PID $B_PID $CLIENT_PID $C_PID; do alive "$p" && kill -9 "$p" 2>/dev/null; done; }
+CLIENT_PID= A_PID= B_PID= C_PID= D_PID=
+cleanup() { for p in $A_PID $B_PID $CLIENT_PID $C_PID $D_PID; do alive "$p" && kill -9 "$p" 2>/dev/null; done; }
 trap cleanup EXIT
 
 # boot_failed ROLE PID RC: the VM did not reach its script: SKIP (qemu cannot run here)
@@ -235,8 +238,18 @@ case " $BOOTS " in *" c "*)
     T_C=$(date +%s.%N)
     wait_file "$OUT/c/vm-started" "$C_PID" 150; rc=$?
     [ $rc != 0 ] && boot_failed c "$C_PID" $rc
-    wait_exit "$C_PID" 480 || log "server boot 3 timed out"
-    log "server boot 3 done ($(awk -v a="$T_C" -v b="$(date +%s.%N)" 'BEGIN{printf "%.0f", b-a}') s)"
+    wait_file "$OUT/markers/c-kill" "$C_PID" 480; rc=$?
+    if [ $rc = 0 ]; then
+        sleep "$(awk -v r=$RANDOM 'BEGIN{printf "%.2f", 0.3 + (r % 1200) / 1000}')"   # somewhere mid-traffic
+        kill -9 "$C_PID"; wait "$C_PID" 2>/dev/null
+        log "killed server boot 3 (qemu, SIGKILL) with the daemon serving ($(awk -v a="$T_C" -v b="$(date +%s.%N)" 'BEGIN{printf "%.0f", b-a}') s); boot 4 on the same disk"
+        vm d vm-server.sh 1024 2 "e2e.grace=$GRACE_C" $cld_disk; D_PID=$VM_PID
+        wait_exit "$D_PID" 200 || log "server boot 4 timed out"
+    else
+        log "server boot 3 ended without reaching its kill point"
+        wait_exit "$C_PID" 30
+    fi
+    log "server boots 3 and 4 done ($(awk -v a="$T_C" -v b="$(date +%s.%N)" 'BEGIN{printf "%.0f", b-a}') s)"
 ;;
 esac
 trap - EXIT
@@ -254,7 +267,7 @@ cat "$OUT/b/upcalls.log" 2>/dev/null || echo "(none)"
 echo "==================== cld upcalls seen by the kernel, boot 3 (our daemon) ===================="
 cat "$OUT/c/cld.log" 2>/dev/null || echo "(none)"
 echo "==================== checks ===================="
-for r in a b client c; do
+for r in a b client c d; do
     [ -f "$OUT/$r/result.txt" ] && sed "s/^/[$r] /" "$OUT/$r/result.txt" || echo "[$r] (no result file: the VM did not finish; see $OUT/$r/console.log)"
 done
 echo "==================== S4: grace periods (configured vs measured, kernel log) ===================="
@@ -324,12 +337,13 @@ declare -A NAME=(
   [D3]="D3 early end of grace under cld v2 only with v4.1+ clients, not with a v4.0 client owed"
   [D4]="D4 nfsd restarted during grace; the daemon SIGKILLed mid-traffic and restarted: nothing lost"
   [D5]="D5 fallback: no daemon -> the upcall serves the same store; back to the daemon; clients reclaim"
+  [D6]="D6 qemu killed with the daemon serving (store on virtio-blk): acknowledged records survive, offered at the next start"
 )
 npass=0; nfail=0
-all=$(cat "$OUT"/a/result.txt "$OUT"/b/result.txt "$OUT"/client/result.txt "$OUT"/c/result.txt 2>/dev/null)
+all=$(cat "$OUT"/a/result.txt "$OUT"/b/result.txt "$OUT"/client/result.txt "$OUT"/c/result.txt "$OUT"/d/result.txt 2>/dev/null)
 TAGS=""; ROLES=""
 case " $BOOTS " in *" a "*) TAGS="S1 S2 S3 S4 S5 S6"; ROLES="a b client";; esac
-case " $BOOTS " in *" c "*) TAGS="$TAGS D1 D2 D3 D4 D5"; ROLES="$ROLES c";; esac
+case " $BOOTS " in *" c "*) TAGS="$TAGS D1 D2 D3 D4 D5 D6"; ROLES="$ROLES c d";; esac
 for s in setup $TAGS; do
     p=$(printf '%s\n' "$all" | grep -c "^PASS\[$s\]" || true)
     f=$(printf '%s\n' "$all" | grep -c "^FAIL\[$s\]" || true)

@@ -105,7 +105,13 @@ start_umh_trace() {
     echo 4096 > $TRACEFS/saved_cmdlines_size 2>/dev/null     # keep task names longer (cosmetic)
     echo 1 > $TRACEFS/events/e2e/enable && echo 1 > $TRACEFS/tracing_on || return 1
     : > "$KTRACE"
-    cat $TRACEFS/trace_pipe >> "$KTRACE" &
+    if [ "$ROLE" = c ]; then
+        # also into the shared directory as it comes (9p writes reach the host at once):
+        # the host keeps what the kernel saw up to the kill of D6
+        cat $TRACEFS/trace_pipe | tee -a "$OUT/ktrace-host.log" >> "$KTRACE" &
+    else
+        cat $TRACEFS/trace_pipe >> "$KTRACE" &
+    fi
     touch /run/umh-trace.ok
 }
 upcalls() {

@@ -168,7 +168,7 @@ mount -t ext4 /dev/vda /var/lib/nfs || { fail setup "mount /dev/vda"; exit 1; }
 info setup "store on $(awk '$2=="/var/lib/nfs"{print $1, $3, $4}' /proc/mounts) (virtio-blk disk image)"
 install_nfs_utils            # after the mount: /var/lib/nfs content lands on the disk
 mkdir -p /var/lib/nfs/export && chmod 1777 /var/lib/nfs/export
-[ "$ROLE" = c ] || net_up $SERVER_IP/24
+case "$ROLE" in c|d) ;; *) net_up $SERVER_IP/24;; esac
 busybox syslogd -n -O "$OUT/syslog.txt" & SYSLOGD=$!
 
 # install_staged TAG: put the tree that run-all.sh staged on the host
@@ -726,26 +726,49 @@ is_offered() { offered | tr '|' '\n' | grep -qxF -- "$1"; }
 # the client names of the v4.0 / v4.2 mounts, as the kernel sends them
 cname() { for _c in /proc/fs/nfsd/clients/*/info; do sed -n 's/^name: "\(.*\)"$/\1/p' "$_c"; done | grep -F "NFSv$1 " | head -1; }
 
+# daemon_cmd TAG: the daemon's command line, as its systemd unit starts it
+# (scripts/install.sh puts the unit in the staged tree); without a unit there,
+# dist/nfsdcld from the checkout
+daemon_cmd() {
+    UNIT=$(find "$OURS_ROOT" -name '*.service' 2>/dev/null | grep -i cld | head -1)
+    if [ -n "$UNIT" ] && [ -z "$PROG_OVERRIDE" ]; then
+        DCMD=$(sed -n 's/^ExecStart=-\{0,1\}//p' "$UNIT" | tail -1)
+        info "$1" "unit ${UNIT#"$OURS_ROOT"} staged by scripts/install.sh: ExecStart=$DCMD, Type=$(sed -n 's/^Type=//p' "$UNIT")"
+    else
+        DCMD="$REPO/dist/nfsdcld"
+        info "$1" "no cld unit in the tree staged by scripts/install.sh: the daemon runs from the checkout ($DCMD, no options, as the unit would)"
+    fi
+    DBIN=${DCMD%% *}
+    [ -x "$DBIN" ] || { fail "$1" "$DBIN is not executable"; exit 1; }
+    info "$1" "daemon launcher: $(head -c 200 "$DBIN" | tr '\n' '|')"
+    # the daemon's own debug log (syslog -> syslog.txt)
+    printf '[nfsdcld]\ndebug = 1\n' >> /etc/nfs.conf
+}
+churn41_started() { [ "$(cld_upcalls | awk -F'\t' '$6 ~ /NFSv4\.1 / && $7 != "-"' | wc -l)" -ge 2 ]; }
+# verify_cli TAG: nfsdcltrack verify on the store
+verify_cli() {
+    env -i "$OURS" verify > "$OUT/verify.txt" 2>&1; _rc=$?
+    # Known, reported: a journal entry's "previous state" is written as the
+    # record's live view (Txn.put: get() drops dead memberships, or the whole
+    # record when none is live), while verify compares it with the record as
+    # stored, so a change to a client whose record has a membership in an
+    # epoch that is over is reported as "... says its previous state was S,
+    # but it was S and epoch N" or "... was absent, but it was S".  Replay is
+    # unaffected (prev states are not replayed; the records are checked by
+    # expect_model).  Any other finding fails.
+    _other=$(grep -v "^/\|^\$" "$OUT/verify.txt" | grep -v 'says its previous state was .*, but it was .* and epoch [0-9]*$' | grep -v 'says its previous state was absent, but it was ')
+    if [ "$_rc" = 0 ]; then pass "$1" "nfsdcltrack verify: the store the daemon wrote is sound"
+    elif [ -z "$_other" ] && grep -q 'says its previous state was' "$OUT/verify.txt"; then
+        info "$1" "nfsdcltrack verify (exit $_rc) reports only the known prev-state mismatch (a dead older membership): $(grep -c 'says its previous state' "$OUT/verify.txt") entr(y/ies), see verify.txt"
+    else fail "$1" "nfsdcltrack verify: exit $_rc: $(head -3 "$OUT/verify.txt" | tr '\n' ' ')"; fi
+}
+
 role_c() {
     GRACE_TSV=$OUT/grace.tsv; : > "$GRACE_TSV"
     PIPEFS=/var/lib/nfs/rpc_pipefs
     kmsg D1-install
     install_staged D1
-    # the daemon, as its systemd unit starts it (scripts/install.sh puts the
-    # unit in the staged tree); until install.sh knows the daemon, from the checkout
-    UNIT=$(find "$OURS_ROOT" -name '*.service' 2>/dev/null | grep -i cld | head -1)
-    if [ -n "$UNIT" ] && [ -z "$PROG_OVERRIDE" ]; then
-        DCMD=$(sed -n 's/^ExecStart=-\{0,1\}//p' "$UNIT" | tail -1)
-        info D1 "unit ${UNIT#"$OURS_ROOT"} staged by scripts/install.sh: ExecStart=$DCMD, Type=$(sed -n 's/^Type=//p' "$UNIT")"
-    else
-        DCMD="$REPO/dist/nfsdcld"
-        info D1 "no cld unit in the tree staged by scripts/install.sh: the daemon runs from the checkout ($DCMD, no options, as the unit would)"
-    fi
-    DBIN=${DCMD%% *}
-    [ -x "$DBIN" ] || { fail D1 "$DBIN is not executable"; exit 1; }
-    info D1 "daemon launcher: $(head -c 200 "$DBIN" | tr '\n' '|')"
-    # the daemon's own debug log (syslog -> syslog.txt)
-    printf '[nfsdcld]\ndebug = 1\n' >> /etc/nfs.conf
+    daemon_cmd D1
     start_nfs_service D1
     ok D1 "the fallback upcall is our program (cltrack_prog=$(cat $CLTRACK))" test "$(cat $CLTRACK)" = "$OURS"
     start_cld_trace && info D1 "cld messages traced with kprobe events on rpc_queue_upcall and cld_pipe_downcall" \
@@ -1016,26 +1039,90 @@ role_c() {
     n_bad=$(cld_upcalls | awk -F'\t' '$8 != 0' | wc -l)
     ok D2 "every cld upcall answered with status 0 ($(cld_upcalls | wc -l) upcalls)" test "$n_bad" = 0
     kill -TERM "$DPID"; wait_until 20 sh -c "! kill -0 $DPID 2>/dev/null" || fail D2 "the daemon did not exit on SIGTERM"
-    env -i "$OURS" verify > "$OUT/verify.txt" 2>&1; _rc=$?
-    # Known, reported: a journal entry's "previous state" is written as the
-    # record's live view (Txn.put: get() drops dead memberships, or the whole
-    # record when none is live), while verify compares it with the record as
-    # stored, so a change to a client whose record has a membership in an
-    # epoch that is over is reported as "... says its previous state was S,
-    # but it was S and epoch N" or "... was absent, but it was S".  Replay is
-    # unaffected (prev states are not replayed; the records are checked by
-    # expect_model above).  Any other finding fails.
-    _other=$(grep -v "^/\|^\$" "$OUT/verify.txt" | grep -v 'says its previous state was .*, but it was .* and epoch [0-9]*$' | grep -v 'says its previous state was absent, but it was ')
-    if [ "$_rc" = 0 ]; then pass D2 "nfsdcltrack verify: the store the daemon wrote is sound"
-    elif [ -z "$_other" ] && grep -q 'says its previous state was' "$OUT/verify.txt"; then
-        info D2 "nfsdcltrack verify (exit $_rc) reports only the known prev-state mismatch (a dead older membership): $(grep -c 'says its previous state' "$OUT/verify.txt") entr(y/ies), see verify.txt"
-    else fail D2 "nfsdcltrack verify: exit $_rc: $(head -3 "$OUT/verify.txt" | tr '\n' ' ')"; fi
+    verify_cli D2
+
+    # ---------------------------------------------------------------- D6: the VM killed, the daemon serving
+    # The store is on the virtio-blk disk; a v4.2 and a v4.0 client hold locks,
+    # a v4.1 client mounts and unmounts in a loop (the daemon's Creates and
+    # Removes in flight); the host kills qemu (SIGKILL); boot d reads the disk.
+    # The trace goes to the shared directory as it is made (ktrace-host.log),
+    # so the host keeps what the kernel saw up to the kill.
+    kmsg D6
+    start_daemon D6
+    nfsd_start_cld D6
+    _n=$(cld_count Create "$N42")
+    mount -t nfs4 -o vers=4.2 127.0.0.1:/ /mnt/v42 || fail D6 "mount vers=4.2"
+    cld_wait Create $((_n + 1)) 30 "$N42" || fail D6 "no Create for the v4.2 client"
+    H42=$(hold_lock /mnt/v42/f42)
+    _n=$(cld_count Create "$N40")
+    mount -t nfs4 -o vers=4.0 127.0.0.1:/ /mnt/v40 || fail D6 "mount vers=4.0"
+    H40=$(hold_lock /mnt/v40/f40)
+    cld_wait Create $((_n + 1)) 30 "$N40" || fail D6 "no Create for the v4.0 client"
+    mkdir -p /mnt/v41
+    ( while :; do mount -t nfs4 -o vers=4.1 127.0.0.1:/ /mnt/v41 2>/dev/null && { echo $$ > /mnt/v41/churn41; umount /mnt/v41; }; done ) > /dev/null 2>&1 &
+    wait_until 60 churn41_started || fail D6 "the v4.1 churn made no cld upcalls"
+    N41=$(cld_upcalls | awk -F'\t' '$6 ~ /NFSv4\.1 / {n = $6} END {print n}')
+    dump_clients "$OUT/nfsd-clients-c8-before-kill.txt"
+    ok D6 "before the kill: the server holds the v4.2 and v4.0 clients' locks, the v4.1 churn is running (\"$N41\")" \
+        test "$(locks_of "$OUT/nfsd-clients-c8-before-kill.txt" "NFSv4.2" f42)" -ge 1 -a "$(locks_of "$OUT/nfsd-clients-c8-before-kill.txt" "NFSv4.0" f40)" -ge 1 -a -n "$N41"
+    printf 'N42=%s\nN40=%s\nN41=%s\nID42=%s\nID40=%s\nDPID=%s\n' "'$N42'" "'$N40'" "'$N41'" "$ID42" "$ID40" "$DPID" > "$OUT/ids"
+    save_logs
+    [ "$FAILS" -eq 0 ] && echo "RESULT: PASS" >> "$OUT/result.txt" || echo "RESULT: FAIL ($FAILS)" >> "$OUT/result.txt"
+    trap - EXIT
+    say "ready to be killed: marker c-kill"
+    marker c-kill
+    while :; do sleep 1; done
+}
+
+# ==================================================================== role d
+# D6, after the kill of boot c: the same disk; the records every acknowledged
+# Create put there are in the store; the daemon starts on it and the kernel's
+# next GraceStart is offered exactly the store's live records.
+role_d() {
+    GRACE_TSV=$OUT/grace.tsv; : > "$GRACE_TSV"
+    PIPEFS=/var/lib/nfs/rpc_pipefs
+    kmsg D6-boot
+    . "$SHARE/c/ids" 2>/dev/null || { fail D6 "no client ids from boot c"; exit 1; }
+    dmesg | grep -E 'EXT4-fs \(vda\)' > "$OUT/ext4.txt"
+    grep -q 'recovery complete' "$OUT/ext4.txt" && info D6 "ext4 replayed its journal at mount: boot c did stop uncleanly" \
+        || info D6 "ext4 mount: $(tr '\n' ' ' < "$OUT/ext4.txt")"
+    recs=$(store_recs 2> "$OUT/parse-errors.txt")
+    info D6 "store after the kill: $(echo "$recs" | tr '\n' ';') epochs $(store_epochs) $(cat "$OUT/parse-errors.txt")"
+    # what the kernel saw answered before the kill (the trace the host kept)
+    awk -f "$HERE/cld.awk" "$SHARE/c/ktrace-host.log" > "$OUT/cld-boot-c.tsv"
+    for who in 42 40; do
+        eval "_n=\$N$who _id=\$ID$who"
+        _last=$(awk -F'\t' -v a="$_n" '$6 == a && $7 != "-" && $8 == 0 && ($4 == "Create" || $4 == "Remove") { l = $4 } END { print l }' "$OUT/cld-boot-c.tsv")
+        ok D6 "the v${who%?}.${who#?} client's record, acknowledged ($_last) before the kill, is in the store" \
+            test "$_last" = Create -a -n "$(echo "$recs" | awk -v id="$_id" '$1 == id')"
+    done
+    _h41=$(hexof "$N41")
+    _last=$(awk -F'\t' -v a="$N41" '$6 == a && $7 != "-" && $8 == 0 && ($4 == "Create" || $4 == "Remove") { l = $4 } END { print l }' "$OUT/cld-boot-c.tsv")
+    _open=$(awk -F'\t' -v a="$N41" '$6 == a && $7 == "-" { l = $4 } END { print l }' "$OUT/cld-boot-c.tsv")
+    _has=$(echo "$recs" | awk -v id="$_h41" '$1 == id' | wc -l)
+    # the churn client: as its last acknowledged change left it, or as the one in flight at the kill made it
+    if { [ "$_last" = Create ] && [ "$_has" = 1 ]; } || { [ "$_last" = Remove ] && [ "$_has" = 0 ]; } || [ -n "$_open" ]; then
+        pass D6 "the v4.1 churn client: last acknowledged $_last, ${_open:+$_open in flight at the kill, }record $([ "$_has" = 1 ] && echo present || echo absent)"
+    else fail D6 "the v4.1 churn client: last acknowledged $_last, nothing in flight, but its record is $([ "$_has" = 1 ] && echo present || echo absent)"; fi
+    install_staged D6
+    verify_cli D6
+    daemon_cmd D6
+    start_nfs_service D6
+    start_cld_trace || { fail D6 "no kprobe events on the cld pipe"; exit 1; }
+    start_daemon D6
+    live=$(store_recs | awk '{print $1}' | sort | tr '\n' ' ')
+    nfsd_start_cld D6
+    got=$(offered | tr '|' '\n' | while read -r n; do [ -n "$n" ] && hexof "$n" && echo; done | sort | tr '\n' ' ')
+    ok D6 "after the kill, the daemon's GraceStart offers exactly the store's live records (${live:-none})" test -n "$live" -a "$got" = "$live"
+    c_nfsd_stop D6
+    kill -TERM "$DPID"; wait_until 20 sh -c "! kill -0 $DPID 2>/dev/null" || fail D6 "the daemon did not exit on SIGTERM"
 }
 
 case "$ROLE" in
     a) role_a;;
     b) role_b;;
     c) role_c;;
+    d) role_d;;
     *) fail setup "unknown role $ROLE";;
 esac
 exit 0
