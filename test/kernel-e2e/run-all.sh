@@ -94,6 +94,13 @@ fi
 command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 is not available"
 
 mkdir -p "$WORK/debs"
+# One run at a time per cache: a second run would wipe this one's $OUT and
+# staged install under its VMs (and their markers would drive this one's kills).
+exec 9> "$WORK/.run.lock"
+if ! flock -n 9; then
+    log "another kernel-e2e run holds $WORK/.run.lock: waiting for it (E2E_WORK/E2E_OUT elsewhere run in parallel)"
+    flock -w 1800 9 || die "another kernel-e2e run has held $WORK/.run.lock for 30 minutes"
+fi
 if ! ls "$WORK"/debs/linux-image-*.deb >/dev/null 2>&1 || ! ls "$WORK"/debs/nfs-kernel-server_*.deb >/dev/null 2>&1 \
    || ! ls "$WORK"/debs/nfs-common_*.deb >/dev/null 2>&1 || ! ls "$WORK"/debs/libnfsidmap1_*.deb >/dev/null 2>&1; then
     [ -z "${E2E_NO_APT:-}" ] || skip "kernel/nfs-utils debs not cached in $WORK/debs (E2E_NO_APT is set)"
