@@ -189,10 +189,11 @@ export class Txn extends StoreView {
 
   /** Set (or with null, delete) a record; returns whether anything changed. */
   put(id: string, state: RecState | null): boolean {
-    const prev = this.get(id);
-    if (sameState(prev, state)) return false;
+    if (sameState(this.get(id), state)) return false;
     if (this.facts.needsBarrier && this.pending.length === 0) this.push('lost', '', null, null);
-    this.push(state ? 'set' : 'del', id, state, prev);
+    // The previous state as stored, dead memberships included: what the
+    // chain of prev states (verify) and the time index count.
+    this.push(state ? 'set' : 'del', id, state, this.stored(id));
     this.pendingState.set(id, state);
     return true;
   }
