@@ -213,6 +213,18 @@ start_nfs_service() {  # TAG
     rpc.mountd -N 2 -N 3 || fail "$1" "rpc.mountd"
 }
 
+# The end of a boot the host kills: the results so far, then the marker the
+# host waits for, then nothing (no sync: what is on the disk is what the
+# programs made durable themselves).
+await_kill() {
+    save_logs
+    [ "$FAILS" -eq 0 ] && echo "RESULT: PASS" >> "$OUT/result.txt" || echo "RESULT: FAIL ($FAILS)" >> "$OUT/result.txt"
+    trap - EXIT
+    say "ready to be killed: marker $1"
+    marker "$1"
+    while :; do sleep 1; done
+}
+
 # ==================================================================== role a
 role_a() {
     GRACE_TSV=$OUT/grace.tsv; : > "$GRACE_TSV"
@@ -515,13 +527,7 @@ role_a() {
     n_cr=$(count create)
     wait_upcall create $((n_cr + 2)) 60 >/dev/null || true
     info S3 "local churn running: $(( $(count create) - n_cr )) creates, $(count remove) removes so far"
-    save_logs
-    [ "$FAILS" -eq 0 ] && echo "RESULT: PASS" >> "$OUT/result.txt" || echo "RESULT: FAIL ($FAILS)" >> "$OUT/result.txt"
-    trap - EXIT
-    say "ready to be killed: marker s3-kill"
-    marker s3-kill
-    # no sync: what is on the disk is what the programs made durable themselves
-    while :; do sleep 1; done
+    await_kill s3-kill
 }
 
 # ==================================================================== role b
@@ -1066,12 +1072,7 @@ role_c() {
     ok D6 "before the kill: the server holds the v4.2 and v4.0 clients' locks, the v4.1 churn is running (\"$N41\")" \
         test "$(locks_of "$OUT/nfsd-clients-c8-before-kill.txt" "NFSv4.2" f42)" -ge 1 -a "$(locks_of "$OUT/nfsd-clients-c8-before-kill.txt" "NFSv4.0" f40)" -ge 1 -a -n "$N41"
     printf 'N42=%s\nN40=%s\nN41=%s\nID42=%s\nID40=%s\nDPID=%s\n' "'$N42'" "'$N40'" "'$N41'" "$ID42" "$ID40" "$DPID" > "$OUT/ids"
-    save_logs
-    [ "$FAILS" -eq 0 ] && echo "RESULT: PASS" >> "$OUT/result.txt" || echo "RESULT: FAIL ($FAILS)" >> "$OUT/result.txt"
-    trap - EXIT
-    say "ready to be killed: marker c-kill"
-    marker c-kill
-    while :; do sleep 1; done
+    await_kill c-kill
 }
 
 # ==================================================================== role d
