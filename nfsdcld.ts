@@ -131,8 +131,6 @@ async function main(argv: string[], log: Logger): Promise<number> {
     log,
     send: (reply) => pipe!.send(reply),
     readWaiting: () => pipe!.readWaiting(),
-    // NFSDCLTRACK_NFSD_DIR: a test hook standing in for /proc/fs/nfsd.
-    nfsdDir: process.env.NFSDCLTRACK_NFSD_DIR || undefined,
   });
   pipe = new CldPipe({ path: pipePath, log, onMessage: (msg) => server.handle(msg) });
   pipe.start();

@@ -12,8 +12,7 @@ import type { Logger } from '../log';
 import { crashPoint } from '../crashpoint';
 import type { Epochs } from '../store/format';
 import type { Store, Txn } from '../store/store';
-import { created, graceEnded, graceStarted, reclaimedUntold, recoveryMembership, removedFromCurrent } from '../tracking';
-import { heldV40Clients } from './nfsd-clients';
+import { created, graceEnded, graceStarted, recoveryMembership, removedFromCurrent } from '../tracking';
 
 export interface ServerOptions {
   store: Store;
@@ -22,8 +21,6 @@ export interface ServerOptions {
   send: (reply: Buffer) => void;
   /** Pull messages already waiting in the pipe into handle() (for group commit). */
   readWaiting?: () => void;
-  /** nfsd's filesystem, where GraceDone learns which v4.0 clients reclaimed (default /proc/fs/nfsd). */
-  nfsdDir?: string;
 }
 
 const NAMES: Record<number, string> = { 0: 'Create', 1: 'Remove', 2: 'Check', 3: 'GraceDone', 4: 'GraceStart', 5: 'GetVersion' };
@@ -37,7 +34,6 @@ const MAX_BATCH = 256;
 export class CldServer {
   private readonly queue: Buffer[] = [];
   private running: Promise<void> | null = null;
-  private warnedNoClientList = false;
 
   constructor(private readonly opts: ServerOptions) {}
 
@@ -206,32 +202,11 @@ export class CldServer {
     return tx.epochs;
   }
 
-  /**
-   * Grace ends: the recovery epoch is forgotten, but first the v4.0 clients
-   * nfsd holds reclaimed state for are recorded in the current epoch, as
-   * their Create would have (lib/cld/nfsd-clients.ts says why none came).
-   */
   private async graceDone(msg: Buffer): Promise<void> {
-    const { store, log } = this.opts;
-    const held = heldV40Clients(this.opts.nfsdDir);
-    if ('error' in held && !this.warnedNoClientList) {
-      this.warnedNoClientList = true;
-      log.warn(`${held.error}: a v4.0 client that only reclaims will be refused after the next restart, as under nfsdcld`);
-    }
     const r = await this.transact('cannot end grace', (tx) => {
-      const ep = CldServer.inGrace(tx);
-      const kept: string[] = [];
-      for (const id of 'ids' in held ? held.ids : []) {
-        const next = reclaimedUntold(tx.get(id), ep, store.time());
-        if (next) {
-          tx.put(id, next);
-          kept.push(id);
-        }
-      }
-      tx.setEpochs(graceEnded(ep));
-      return kept;
+      tx.setEpochs(graceEnded(CldServer.inGrace(tx)));
     });
-    if (r.status === 0) log.debug(() => `grace done${r.value!.length ? `; kept the v4.0 client(s) that reclaimed: ${r.value!.join(' ')}` : ''}`);
+    if (r.status === 0) this.opts.log.debug('grace done');
     this.reply(msg, r.status);
   }
 

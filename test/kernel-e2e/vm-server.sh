@@ -713,21 +713,13 @@ cld_measure_grace() {  # TAG LABEL early|full
     esac
 }
 offered() { fld "$(cld_last GraceStart)" 10; }
-# A v4.0 client that reclaims is not recorded again by a Create under cld v2
-# (its reclaim OPENs need no OPEN_CONFIRM, the kernel checks reclaims against
-# GraceStart's list): nfsdcld drops it with the recovery epoch at GraceDone;
-# our daemon keeps it, having read nfsd's client list then. v40_kept checks
-# that and tells the model (cld-model.awk) what the harness saw: the client's
-# reclaimed lock. Its next OPEN_CONFIRM, which only a new open owner needs,
-# records it too: v40_new_owner makes one, another user (uid 60000+N)
-# creating a file on the v4.0 mount.
+# A v4.0 client that reclaims is not recorded again under cld v2 (its reclaim
+# OPENs need no OPEN_CONFIRM, the kernel checks reclaims against GraceStart's
+# list and sends no Create): its record dies with the recovery epoch at
+# GraceDone, as with nfsdcld.  It is recorded again at its next OPEN_CONFIRM,
+# which only a new open owner needs: v40_new_owner makes one, another user
+# (uid 60000+N) creating a file on the v4.0 mount.
 V40_USERS=0
-v40_kept() {  # TAG CLIENTS-DUMP: after a GraceDone at which the v4.0 client held its reclaimed lock
-    if [ "$(locks_of "$2" "NFSv4.0" "")" -ge 1 ]; then
-        echo "e2e-event: v40-reclaimed $ID40" > $TRACEFS/trace_marker
-        ok "$1" "the v4.0 client, which reclaimed without a Create, is still in the store after GraceDone (nfsdcld drops it)" test -n "$(rec "$ID40")"
-    fi
-}
 v40_new_owner() {  # TAG
     V40_USERS=$((V40_USERS + 1))
     _n=$(cld_count Create "$N40")
@@ -876,8 +868,8 @@ role_c() {
         test "$(locks_of "$OUT/nfsd-clients-c3-after-restart-in-grace.txt" "NFSv4.2" "")" -ge 1 -a "$(locks_of "$OUT/nfsd-clients-c3-after-restart-in-grace.txt" "NFSv4.0" "")" -ge 1
     n40c=$(cld_upcalls | awk -F'\t' -v a="$N40" '$4=="Create" && $6==a && $2 ~ /^D4/' | wc -l)
     ok D4 "the v4.0 client's reclaim made no Create (a reclaim OPEN needs no OPEN_CONFIRM; cld v2 checks reclaims in the kernel): $n40c" test "$n40c" = 0
-    v40_kept D4 "$OUT/nfsd-clients-c3-after-restart-in-grace.txt"
-    expect_model D4 "restart during grace, reclaims, GraceDone (the v4.0 client kept from the recovery epoch)"
+    expect_model D4 "restart during grace, reclaims, GraceDone (the v4.0 client's record gone with the recovery epoch)"
+    ok D4 "... so the v4.0 client, reclaimed but not recorded again, is no longer in the store (as with nfsdcld)" test -z "$(rec "$ID40")"
     kmsg D4-v40-open
     v40_new_owner D4
     E40="$ID40 0 * *"
@@ -904,7 +896,7 @@ role_c() {
     if timeout 30 sh -c 'exec 8<>/mnt/v40/f42; flock -n -x 8'; then pass D2 "another client can take the lock the refused client lost"
     else fail D2 "f42 still locked: the refused client's lock survived"; fi
     [ -n "$E40" ] && ok D2 "the v4.0 client still holds its reclaimed lock" test "$(locks_of "$OUT/nfsd-clients-c4-after-refusal.txt" "NFSv4.0" "")" -ge 1
-    v40_kept D2 "$OUT/nfsd-clients-c4-after-refusal.txt"
+    v40_new_owner D2
     expect_model D2 "admin remove, refused reclaim, GraceDone"
 
     # ---------------------------------------------------------------- D4: the daemon killed with SIGKILL mid-traffic
@@ -981,7 +973,7 @@ role_c() {
     sleep 1
     dump_clients "$OUT/nfsd-clients-c5-after-kill.txt"
     [ -n "$E40" ] && ok D4 "the v4.0 client reclaimed its lock after the daemon's SIGKILL and an nfsd restart" test "$(locks_of "$OUT/nfsd-clients-c5-after-kill.txt" "NFSv4.0" "")" -ge 1
-    v40_kept D4 "$OUT/nfsd-clients-c5-after-kill.txt"
+    v40_new_owner D4
     expect_model D4 "the reclaims after the kill"
 
     # ---------------------------------------------------------------- D5: fallback to the upcall, and back
@@ -1030,7 +1022,7 @@ role_c() {
     dump_clients "$OUT/nfsd-clients-c7-back.txt"
     ok D5 "the clients reclaimed their locks under the daemon again" test "$(locks_of "$OUT/nfsd-clients-c7-back.txt" "NFSv4.2" "")" -ge 1
     [ -n "$E40" ] && ok D5 "... the v4.0 client too" test "$(locks_of "$OUT/nfsd-clients-c7-back.txt" "NFSv4.0" "")" -ge 1
-    v40_kept D5 "$OUT/nfsd-clients-c7-back.txt"
+    v40_new_owner D5
 
     # ---------------------------------------------------------------- D2: Remove at unmount and at lease expiry
     kmsg D2-remove
