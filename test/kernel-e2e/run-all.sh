@@ -255,7 +255,7 @@ case " $BOOTS " in *" c "*)
         kill -9 "$C_PID"; wait "$C_PID" 2>/dev/null
         log "killed server boot 3 (qemu, SIGKILL) with the daemon serving ($(awk -v a="$T_C" -v b="$(date +%s.%N)" 'BEGIN{printf "%.0f", b-a}') s); boot 4 on the same disk"
         vm d vm-server.sh 1024 2 "e2e.grace=$GRACE_C" $cld_disk; D_PID=$VM_PID
-        wait_exit "$D_PID" 720 || log "server boot 4 timed out"
+        wait_exit "$D_PID" 900 || log "server boot 4 timed out"
     else
         log "server boot 3 ended without reaching its kill point"
         wait_exit "$C_PID" 30
@@ -270,7 +270,7 @@ case " $BOOTS " in *" c "*) ;; *" e "*)
     T_E=$(date +%s.%N)
     wait_file "$OUT/e/vm-started" "$E_PID" 150; rc=$?
     [ $rc != 0 ] && boot_failed e "$E_PID" $rc
-    wait_exit "$E_PID" 720 || log "server boot 5 timed out"
+    wait_exit "$E_PID" 900 || log "server boot 5 timed out"
     log "server boot 5 done ($(awk -v a="$T_E" -v b="$(date +%s.%N)" 'BEGIN{printf "%.0f", b-a}') s)"
 ;;
 esac
