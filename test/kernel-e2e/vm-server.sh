@@ -13,6 +13,8 @@
 #           qemu mid-traffic (marker s3-kill).
 #   role b  S3 part 2: boot again on the same disk: the store is read back,
 #           nfsd starts, the client VM's clients reclaim.
+#   roles c, d: the cld daemon (D1-D6, see role c); d then runs D7-D10 (role e,
+#           which boots them alone for development).
 #
 # Upcalls are recorded by the kernel itself: nfsd_debug=NFSDDBG_PROC makes
 # nfsd4_umh_cltrack_upcall() log cmd, arg, environment and return value, with
@@ -168,7 +170,7 @@ mount -t ext4 /dev/vda /var/lib/nfs || { fail setup "mount /dev/vda"; exit 1; }
 info setup "store on $(awk '$2=="/var/lib/nfs"{print $1, $3, $4}' /proc/mounts) (virtio-blk disk image)"
 install_nfs_utils            # after the mount: /var/lib/nfs content lands on the disk
 mkdir -p /var/lib/nfs/export && chmod 1777 /var/lib/nfs/export
-case "$ROLE" in c|d) ;; *) net_up $SERVER_IP/24;; esac
+case "$ROLE" in c|d|e) ;; *) net_up $SERVER_IP/24;; esac
 busybox syslogd -n -O "$OUT/syslog.txt" & SYSLOGD=$!
 
 # install_staged TAG: put the tree that run-all.sh staged on the host
@@ -609,8 +611,9 @@ role_b() {
 # Every cld message is seen by the kernel's side through kprobe events
 # (vm-lib.sh start_cld_trace, cld.awk): the message queued, the daemon's reply.
 D_N=0
-daemon_pid() {  # the running daemon (the Node process whose command line names DBIN)
+daemon_pid() {  # the running daemon (the Node process whose command line names DBIN), in this network namespace (not boot 5's container's)
     for _p in $(pgrep -f -- "$DBIN"); do
+        [ "$(readlink "/proc/$_p/ns/net")" = "$(readlink /proc/1/ns/net)" ] || continue
         case "$(readlink "/proc/$_p/exe" 2>/dev/null)" in *node*|*bun*) echo "$_p"; return;; esac
     done
 }
@@ -631,12 +634,12 @@ start_daemon() {  # TAG: run the unit's ExecStart (Type=forking: it returns once
 }
 tracker() { dmesg | grep -o 'NFSD: Using [a-zA-Z ]* client tracking operations' | tail -1; }
 n_using() { dmesg | grep -c "NFSD: Using $1 client tracking operations"; }
-nfsd_start_cld() {  # TAG: nfsd start with the daemon serving; checks that cld was chosen and the pipe opened
+nfsd_start_cld() {  # TAG [WHO]: nfsd start with the daemon (DPID; WHO, default ours) serving; checks that cld was chosen and the pipe opened
     _u0=$(n_using nfsdcld); _g0=$(cld_count GraceStart); _n0=$(upcalls | wc -l)
     _t0=$(now)
     c_nfsd_start "$1"
     _t1=$(now)
-    ok "$1" "nfsd start #$NSTART ($(grace_secs "$_t0" "$_t1")s): the kernel uses our daemon (\"$(tracker)\")" \
+    ok "$1" "nfsd start #$NSTART ($(grace_secs "$_t0" "$_t1")s): the kernel uses ${2:-our daemon} (\"$(tracker)\")" \
         test "$(n_using nfsdcld)" = $((_u0 + 1)) -a "$(tracker)" = "NFSD: Using nfsdcld client tracking operations"
     ok "$1" "nfsd start #$NSTART: GraceStart answered (status $(fld "$(cld_last GraceStart)" 8)), the daemon holds the new pipe open, no upcall" \
         test "$(cld_count GraceStart)" = $((_g0 + 1)) -a "$(fld "$(cld_last GraceStart)" 8)" = 0 -a "$(upcalls | wc -l)" = "$_n0"
@@ -769,16 +772,22 @@ verify_cli() {
     else fail "$1" "nfsdcltrack verify: exit $_rc: $(head -3 "$OUT/verify.txt" | tr '\n' ' ')"; fi
 }
 
-role_c() {
+# cld_setup TAG: the start of a boot of the daemon's: the staged install, the
+# daemon's command line, nfs-utils' services, the cld trace (nfsd not started)
+cld_setup() {
     GRACE_TSV=$OUT/grace.tsv; : > "$GRACE_TSV"
     PIPEFS=/var/lib/nfs/rpc_pipefs
+    install_staged "$1"
+    daemon_cmd "$1"
+    start_nfs_service "$1"
+    ok "$1" "the fallback upcall is our program (cltrack_prog=$(cat $CLTRACK))" test "$(cat $CLTRACK)" = "$OURS"
+    start_cld_trace && info "$1" "cld messages traced with kprobe events on rpc_queue_upcall and cld_pipe_downcall" \
+        || { fail "$1" "no kprobe events on the cld pipe: $(tail -2 $TRACEFS/error_log 2>/dev/null | tr '\n' ' ')"; exit 1; }
+}
+
+role_c() {
     kmsg D1-install
-    install_staged D1
-    daemon_cmd D1
-    start_nfs_service D1
-    ok D1 "the fallback upcall is our program (cltrack_prog=$(cat $CLTRACK))" test "$(cat $CLTRACK)" = "$OURS"
-    start_cld_trace && info D1 "cld messages traced with kprobe events on rpc_queue_upcall and cld_pipe_downcall" \
-        || { fail D1 "no kprobe events on the cld pipe: $(tail -2 $TRACEFS/error_log 2>/dev/null | tr '\n' ' ')"; exit 1; }
+    cld_setup D1
     mkdir -p /mnt/v42 /mnt/v40 /mnt/churn
 
     # ---------------------------------------------------------------- D1: chosen by the kernel
@@ -1117,6 +1126,328 @@ role_d() {
     ok D6 "after the kill, the daemon's GraceStart offers exactly the store's live records (${live:-none})" test -n "$live" -a "$got" = "$live"
     c_nfsd_stop D6
     kill -TERM "$DPID"; wait_until 20 sh -c "! kill -0 $DPID 2>/dev/null" || fail D6 "the daemon did not exit on SIGTERM"
+    e_scenarios
+}
+
+# ==================================================================== role e
+# Boot 5, its own disk: switching to our daemon, a container, a v4.0 client
+# across two restarts, and the capabilities the programs run with.
+#   D10 the upcall, exec'd by the kernel, caught while it waits for the
+#       store's lock: no capability in any set; the daemons too (below)
+#   D7  a client holds a lock under Debian's nfsdcld; both stop; our daemon,
+#       started as installed on an empty store, imports nfsdcld's main.sqlite
+#       (both epochs) and the clients reclaim under it; the same from the C
+#       nfsdcltrack (its main.sqlite in our storage dir)
+#   D8  a v4.0 client holds a lock through two nfsd restarts in a row, opening
+#       nothing new: Debian's nfsdcld refuses its second reclaim (a NOTE, the
+#       reference's behaviour); ours grants both
+#   D9  a container: a second nfsd in its own network, mount and UTS
+#       namespaces (its own nfsd and rpc_pipefs mounts, export, veth address),
+#       a client in a third network namespace, a second instance of our
+#       installed daemon (-p its pipefs -s its store): the kernel uses cld
+#       there and not the upcall, the client reclaims after that nfsd
+#       restarts, and each store holds only its own clients
+REFCLD=/usr/sbin/nfsdcld           # Debian's nfsdcld (nfs-kernel-server), default storage dir:
+REFCLD_DIR=/var/lib/nfs/nfsdcld
+CAPS_RE='^Cap(Inh|Prm|Eff|Bnd|Amb):'
+# check_caps TAG WHAT STATUS-FILE: every capability set in a saved /proc/PID/status is empty
+check_caps() {
+    _c=$(grep -E "$CAPS_RE" "$3" | awk '{printf "%s%s %s", (NR > 1 ? ", " : ""), substr($1, 1, length($1) - 1), $2}')
+    ok "$1" "$2 runs with no capability: $_c" \
+        awk -v re="$CAPS_RE" '$0 ~ re { n++; if ($2 !~ /^0+$/) bad = 1 } END { exit !(n == 5 && !bad) }' "$3"
+}
+# status_of PID NAME: a copy of /proc/PID/status in $OUT/status-NAME.txt (prints the file)
+status_of() { cp "/proc/$1/status" "$OUT/status-$2.txt" 2>/dev/null; tr '\0' ' ' < "/proc/$1/cmdline" > "$OUT/cmdline-$2.txt" 2>/dev/null; echo "$OUT/status-$2.txt"; }
+is_js() { case "$(readlink "/proc/$1/exe" 2>/dev/null)" in *node*|*bun*) return 0;; esac; return 1; }
+# find_upcall CMD: our program running CMD for the kernel, once the launcher has
+# exec'd the runtime (env and setpriv exec in place: same pid); sets UPID
+find_upcall() {
+    for UPID in $(pgrep -f -- "$OURS $1"); do is_js "$UPID" && return 0; done
+    return 1
+}
+# note TAG TEXT: what a reference program did, for the summary (neither a pass nor a failure of ours)
+note() { say "NOTE[$1]: $2"; echo "NOTE[$1]: $2" >> "$OUT/result.txt"; }
+lock_seen() { dump_clients /run/clients-now.txt; [ "$(locks_of /run/clients-now.txt "$1" "$2")" -ge 1 ]; }
+mounted_nfs() { awk '$3 ~ /^nfs4?$/ {print $2}' /proc/mounts; }
+# e_restart TAG LABEL [WHO]: nfsd stopped and started with a cld daemon serving
+# (DPID), the clients poked into reclaiming, the GraceDone; the server's
+# clients afterwards in $CL; the GraceStart's clients in $OFFERED
+e_restart() {
+    _g=$(cld_count GraceDone)
+    c_nfsd_stop "$1"
+    nfsd_start_cld "$1" "${3-}"
+    OFFERED=$(offered)
+    poke $(mounted_nfs)
+    cld_wait GraceDone $((_g + 1)) $((GRACE * 3 + 20)) || fail "$1" "no GraceDone ($2)"
+    sleep 1
+    CL=$OUT/nfsd-clients-$(echo "$2" | tr -c 'A-Za-z0-9\n' - | cut -c1-40).txt
+    dump_clients "$CL"
+}
+# import_logged TAG FILE: our daemon's syslog says it imported FILE at its first start
+# (The daemon logs through /usr/bin/logger, killed after 1 s: under a heavy
+# emulation load its first lines can be lost, the "serving" line with them;
+# the store's content, checked next, proves the import then.)
+import_logged() {
+    if wait_until 20 grep -q "nfsdcld\[$DPID\]: .*imported [0-9]* client record(s) from $2" "$OUT/syslog.txt"; then
+        pass "$1" "our daemon's first start imported $2: \"$(grep "nfsdcld\[$DPID\]: .*imported" "$OUT/syslog.txt" | tail -1 | sed 's/.*\]: //')\""
+    elif ! grep -q "nfsdcld\[$DPID\]: serving " "$OUT/syslog.txt"; then
+        info "$1" "our daemon's log lost its first lines, the import's and the \"serving\" one (logger's 1 s bound under this load): first line kept \"$(grep "nfsdcld\[$DPID\]" "$OUT/syslog.txt" | head -1 | sed 's/.*\]: //')\""
+    else fail "$1" "no import of $2 in our daemon's log: $(grep "nfsdcld\[$DPID\]" "$OUT/syslog.txt" | head -3 | tr '\n' ' ')"; fi
+}
+daemon_stop() {  # TAG
+    kill -TERM "$DPID"; wait_until 20 sh -c "! kill -0 $DPID 2>/dev/null" || fail "$1" "daemon $DPID did not exit on SIGTERM"
+}
+
+e_upcall_caps() {
+    kmsg D10-upcall
+    _n=$(count init)
+    c_nfsd_start D10
+    ok D10 "no daemon: the kernel uses the upcall (\"$(tracker)\"), our installed program ($(fld "$(last_upcall init)" 10)): init exit $(fld "$(last_upcall init)" 9)" \
+        test "$(tracker)" = "NFSD: Using UMH upcall client tracking operations" -a "$(count init)" = $((_n + 1)) -a "$(fld "$(last_upcall init)" 10)" = "$OURS" -a "$(fld "$(last_upcall init)" 9)" = 0
+    # The store's writers' lock (lib/store/lock.ts: the directory clients.lock),
+    # held as another node would hold it (no owner file, mtime kept fresh):
+    # the next create upcall waits for it, running, long enough to be read.
+    mkdir "$STORE/clients.lock" || fail D10 "cannot take the store's lock"
+    ( for _i in $(seq 60); do touch "$STORE/clients.lock"; sleep 0.5; done ) & _keep=$!
+    _n=$(count create)
+    mount -t nfs4 -o vers=4.2 127.0.0.1:/ /mnt/v42 & _m=$!
+    if wait_until 30 find_upcall create; then
+        _st=$(status_of "$UPID" upcall)
+        _pp=$(awk '/^PPid:/{print $2}' "$_st")
+        info D10 "caught the create upcall running (pid $UPID, $(readlink "/proc/$UPID/exe"), parent $_pp [$(cat "/proc/$_pp/comm" 2>/dev/null)]): $(cut -c1-160 "$OUT/cmdline-upcall.txt")"
+        check_caps D10 "the create upcall, as the kernel ran it," "$_st"
+    else fail D10 "no create upcall of $OURS seen running while the store's lock was held: $(upcalls | tail -2 | tr '\n' ' ')"; fi
+    kill "$_keep"; wait "$_keep" 2>/dev/null; rmdir "$STORE/clients.lock"
+    wait "$_m" || fail D10 "mount vers=4.2"
+    wait_upcall create $((_n + 1)) 30 && ok D10 "once the lock was free the upcall went on: create exit $(fld "$(last_upcall create)" 9)" \
+        test "$(fld "$(last_upcall create)" 9)" = 0 || fail D10 "the create upcall did not return"
+    _id=$(hexof "$(cname 4.2)")
+    ok D10 "... and the client's record is in the store" test -n "$(rec "$_id")"
+    _n=$(count remove)
+    umount /mnt/v42 || fail D10 "umount v4.2"
+    wait_upcall remove $((_n + 1)) 30 && ok D10 "remove at the unmount, exit $(fld "$(last_upcall remove)" 9)" test "$(fld "$(last_upcall remove)" 9)" = 0 \
+        || fail D10 "no remove upcall at the unmount"
+    c_nfsd_stop D10
+    rm -rf "$STORE"     # the switches start from an empty store
+}
+
+# D7 (from nfsdcld) and D8 (with nfsdcld, then with ours)
+e_from_nfsdcld() {
+    kmsg D7-nfsdcld
+    ( cd / && exec timeout 30 "$REFCLD" ) > "$OUT/nfsdcld-start.txt" 2>&1 || fail D7 "Debian's nfsdcld did not start: $(head -c 300 "$OUT/nfsdcld-start.txt")"
+    wait_until 10 sh -c "pgrep -f '^$REFCLD' >/dev/null"
+    DPID=$(pgrep -f "^$REFCLD" | head -1)
+    info D7 "Debian's nfsdcld ($REFCLD, pid $DPID) serves, storage dir $REFCLD_DIR"
+    nfsd_start_cld D7 "Debian's nfsdcld"
+    mount -t nfs4 -o vers=4.2 127.0.0.1:/ /mnt/v42 || fail D7 "mount vers=4.2"
+    N42=$(cname 4.2); ID42=$(hexof "$N42")
+    echo x > /mnt/v42/f42; H42=$(hold_lock /mnt/v42/f42)
+    mount -t nfs4 -o vers=4.0 127.0.0.1:/ /mnt/v40 || fail D7 "mount vers=4.0"
+    N40=$(cname 4.0); ID40=$(hexof "$N40")
+    echo y > /mnt/v40/f40; H40=$(hold_lock /mnt/v40/f40)
+    cld_wait Create 1 30 "$N42" && cld_wait Create 1 30 "$N40" \
+        && pass D7 "under nfsdcld: Create for the v4.2 client (RECLAIM_COMPLETE) and the v4.0 client (OPEN_CONFIRM), both hold a lock" \
+        || fail D7 "under nfsdcld: no Create for the v4.2 or the v4.0 client"
+
+    # ------------------------------------------------ D8 with nfsdcld: the reference's behaviour
+    kmsg D8-nfsdcld
+    for _i in 1 2; do
+        e_restart D8 "nfsdcld restart $_i" "Debian's nfsdcld"
+        _l=$(locks_of "$CL" "NFSv4.0" f40)
+        note D8 "Debian's nfsdcld, restart $_i of 2 (the v4.0 client opens nothing new): GraceStart $(is_offered "$N40" && echo offered || echo "did not offer") the v4.0 client, which then holds $_l lock(s) on f40$([ "$_l" = 0 ] && echo ': its reclaim was refused, its lock lost (nfsdcld dropped the record at the GraceDone before: no Create comes for a v4.0 reclaim)')"
+    done
+    # the v4.0 client lost f40: a lock of a new open owner (OPEN_CONFIRM: recorded again) for the switch
+    kill "$H40" 2>/dev/null; wait "$H40" 2>/dev/null
+    H40=$(setpriv --reuid=60001 --regid=60001 --clear-groups sh -c 'exec 9<>/mnt/v40/f40b; flock 9 && exec sleep 100000' >/dev/null 2>&1 & echo $!)
+    wait_until 30 lock_seen NFSv4.0 f40b
+    dump_clients "$OUT/nfsd-clients-e-before-switch.txt"
+    ok D7 "before the switch: the v4.2 client holds f42, the v4.0 client f40b" \
+        test "$(locks_of "$OUT/nfsd-clients-e-before-switch.txt" "NFSv4.2" f42)" -ge 1 -a "$(locks_of "$OUT/nfsd-clients-e-before-switch.txt" "NFSv4.0" f40b)" -ge 1
+
+    # ------------------------------------------------ D7: nfsdcld -> ours
+    kmsg D7-switch-nfsdcld
+    c_nfsd_stop D7
+    kill -TERM "$DPID"; wait_until 20 sh -c "! kill -0 $DPID 2>/dev/null" || fail D7 "nfsdcld did not exit on SIGTERM"
+    cp -a "$REFCLD_DIR" "$OUT/nfsdcld-storagedir" 2>/dev/null
+    ok D7 "our store is empty (no snapshot, no journal) and nfsdcld's main.sqlite is in $REFCLD_DIR" \
+        test ! -e "$STORE/clients.snap" -a ! -e "$STORE/clients.journal" -a -s "$REFCLD_DIR/main.sqlite"
+    start_daemon D7
+    check_caps D10 "our daemon (pid $DPID, started as its unit starts it)" "$(status_of "$DPID" daemon)"
+    import_logged D7 "$REFCLD_DIR/main.sqlite"
+    ok D7 "the store holds both clients' records after the import (epochs $(store_epochs))" test -n "$(rec "$ID42")" -a -n "$(rec "$ID40")"
+    e_restart D7 "switch from nfsdcld"
+    ok D7 "nfsdcld -> ours: GraceStart offered both clients (\"$OFFERED\")" sh -c "is() { printf '%s\n' '$OFFERED' | tr '|' '\n' | grep -qxF \"\$1\"; }; is '$N42' && is '$N40'"
+    ok D7 "nfsdcld -> ours: both clients reclaimed their locks (v4.2 f42, v4.0 f40b)" \
+        test "$(locks_of "$CL" "NFSv4.2" f42)" -ge 1 -a "$(locks_of "$CL" "NFSv4.0" f40b)" -ge 1
+    cld_measure_grace D7 "switch from nfsdcld, v4.2 and v4.0 reclaiming" full
+
+    # ------------------------------------------------ D8 with ours: the switch's restart and the next
+    kmsg D8-ours
+    # what the daemon, with no capability, can read of nfsd's client list (its GraceDone reads it)
+    _rd=$(setpriv --inh-caps=-all --ambient-caps=-all --bounding-set=-all -- sh -c 'cat /proc/fs/nfsd/clients/*/info >/dev/null' 2>&1 | head -1)
+    info D8 "nfsd's client list: $(stat -c '%A %n' /proc/fs/nfsd/clients /proc/fs/nfsd/clients/* 2>&1 | head -3 | tr '\n' ' '); its info files read with no capability (setpriv as the launchers): ${_rd:-readable}"
+    c40=$(cld_count Create "$N40")
+    for _i in 1 2; do
+        [ "$_i" = 2 ] && e_restart D8 "ours restart 2"
+        ok D8 "ours, restart $_i of 2$([ "$_i" = 1 ] && echo ', the switch') (the v4.0 client opens nothing new): GraceStart offered the v4.0 client and it reclaimed its lock" \
+            test "$(locks_of "$CL" "NFSv4.0" f40b)" -ge 1 -a -n "$(is_offered "$N40" && echo y)"
+        ok D8 "ours, restart $_i: after GraceDone the v4.0 client's record is still in the store (epochs $(store_epochs)), for the next restart to offer" test -n "$(rec "$ID40")"
+    done
+    ok D8 "the v4.0 client made no Create meanwhile (its reclaims alone kept it)" test "$(cld_count Create "$N40")" = "$c40"
+    ok D8 "the v4.2 client reclaimed too" test "$(locks_of "$CL" "NFSv4.2" f42)" -ge 1
+}
+
+# D7: the C nfsdcltrack -> ours
+e_from_nfsdcltrack() {
+    kmsg D7-nfsdcltrack
+    kill "$H42" "$H40" 2>/dev/null; wait "$H42" "$H40" 2>/dev/null
+    umount /mnt/v42 /mnt/v40 || fail D7 "umount"
+    c_nfsd_stop D7
+    daemon_stop D7
+    # a machine that only ever ran the C program: our import takes an nfsdcld database first
+    mv "$REFCLD_DIR" "$REFCLD_DIR.was"
+    rm -rf "$STORE"
+    set_prog "$REF" || fail D7 "cltrack_prog=$REF"
+    _n=$(count init)
+    c_nfsd_start D7
+    ok D7 "no daemon: the C nfsdcltrack serves the upcall (\"$(tracker)\", init by $(fld "$(last_upcall init)" 10) exit $(fld "$(last_upcall init)" 9))" \
+        test "$(tracker)" = "NFSD: Using UMH upcall client tracking operations" -a "$(count init)" = $((_n + 1)) -a "$(fld "$(last_upcall init)" 10)" = "$REF"
+    mkdir -p /mnt/v41
+    mount -t nfs4 -o vers=4.1 127.0.0.1:/ /mnt/v41 || fail D7 "mount vers=4.1"
+    N41=$(cname 4.1); ID41=$(hexof "$N41")
+    wait_upcall create 1 30 "$ID41" && ok D7 "under the C nfsdcltrack: create for the v4.1 client, exit $(fld "$(last_upcall create "$ID41")" 9)" \
+        test "$(fld "$(last_upcall create "$ID41")" 9)" = 0 -a "$(fld "$(last_upcall create "$ID41")" 10)" = "$REF" || fail D7 "no create upcall for the v4.1 client"
+    echo z > /mnt/v41/f41; H41=$(hold_lock /mnt/v41/f41)
+    sleep 2
+    c_nfsd_stop D7
+    ok D7 "the C program's main.sqlite is in our storage dir, none of our files" \
+        test -s "$STORE/main.sqlite" -a ! -e "$STORE/clients.snap" -a ! -e "$STORE/clients.journal"
+    set_prog "$OURS"
+    start_daemon D7
+    import_logged D7 "$STORE/main.sqlite"
+    ok D7 "the store holds the v4.1 client's record after the import" test -n "$(rec "$ID41")"
+    e_restart D7 "switch from nfsdcltrack"
+    ok D7 "nfsdcltrack -> ours: GraceStart offered the v4.1 client (\"$OFFERED\") and it reclaimed its lock" \
+        test "$OFFERED" = "$N41" -a "$(locks_of "$CL" "NFSv4.1" f41)" -ge 1
+    cld_measure_grace D7 "switch from nfsdcltrack, v4.1 reclaiming" early
+}
+
+# D9: the container
+NS2=/var/lib/nfs/ns2                 # the container's /var/lib/nfs (on the disk)
+NS2_STORE=/var/lib/nfs/ns2-cld       # the container daemon's -s (inside: $NS2/ns2-cld here)
+NS2_PIPEFS=/run/ns2-pipefs           # the container's rpc_pipefs (mounted in its mount namespace only)
+NS2_NET=10.99.0
+ns2() { nsenter -t "$CPID" -m -n -u -- "$@"; }
+ns2_clients() { ns2 sh -c 'for c in /proc/fs/nfsd/clients/*; do [ -d "$c" ] || continue; echo "== $c"; cat "$c/info"; echo "-- states"; cat "$c/states"; done' > "$1" 2>&1; }
+ns2_recs() {
+    _s=$NS2/ns2-cld/clients.snap; _j=$NS2/ns2-cld/clients.journal
+    [ -f "$_s" ] || _s=/dev/null; [ -f "$_j" ] || _j=/dev/null
+    awk -f "$HERE/store.awk" "$_s" "$_j"
+}
+in_ns2() { [ "$(readlink "/proc/$1/ns/net")" = "$(readlink "/proc/$CPID/ns/net")" ]; }
+e_container() {
+    kmsg D9-container
+    modprobe veth || fail D9 "modprobe veth"
+    mkdir -p "$NS2/export" "$NS2/rpc_pipefs" "$NS2_PIPEFS" && chmod 1777 "$NS2/export"
+    : > "$NS2/etab"; : > "$NS2/rmtab"
+    echo "/var/lib/nfs/export $NS2_NET.0/24(rw,sync,no_root_squash,insecure,no_subtree_check,fsid=0)" > /run/ns2-exports
+    rm -f /run/ns2-ready
+    unshare --mount --net --uts --propagation private sh -c "
+        hostname e2e-ns2 && mount --bind $NS2 /var/lib/nfs && mount --bind /run/ns2-exports /etc/exports \
+        && mount -t nfsd nfsd /proc/fs/nfsd && mount -t rpc_pipefs rpc_pipefs $NS2_PIPEFS && ip link set lo up \
+        && touch /run/ns2-ready && exec sleep 100000" > "$OUT/ns2-init.txt" 2>&1 &
+    CPID=$!
+    wait_until 20 test -e /run/ns2-ready || { fail D9 "the container did not come up: $(cat "$OUT/ns2-init.txt")"; return; }
+    ip netns add ns3 && ip link add e2e-ns2 type veth peer name e2e-ns3 && ip link set e2e-ns2 netns "$CPID" && ip link set e2e-ns3 netns ns3 \
+        && ns2 ip addr add $NS2_NET.1/24 dev e2e-ns2 && ns2 ip link set e2e-ns2 up \
+        && ip -n ns3 addr add $NS2_NET.2/24 dev e2e-ns3 && ip -n ns3 link set e2e-ns3 up && ip -n ns3 link set lo up \
+        || { fail D9 "veth between the container and the client's namespace"; return; }
+    ns2 sh -c "echo $LEASE > /proc/fs/nfsd/nfsv4leasetime && echo $GRACE > /proc/fs/nfsd/nfsv4gracetime && exportfs -ra && rpc.mountd -N 2 -N 3" \
+        > "$OUT/ns2-nfs.txt" 2>&1 || fail D9 "the container's export and rpc.mountd: $(cat "$OUT/ns2-nfs.txt")"
+    pass D9 "container up: network, mount and UTS namespaces of its own ($(readlink /proc/$CPID/ns/net)), its own nfsd and rpc_pipefs mounts, export on $NS2_NET.1 over a veth"
+
+    # no daemon in the container: what the kernel does there
+    _d0=$(dmesg | wc -l); _u0=$(upcalls | wc -l)
+    timeout 60 nsenter -t "$CPID" -m -n -u -- rpc.nfsd -N 3 8 || fail D9 "the container's rpc.nfsd"
+    dmesg | tail -n +$((_d0 + 1)) > "$OUT/ns2-dmesg-no-daemon.txt"
+    _u1=$(upcalls | wc -l)
+    ok D9 "no daemon in the container: the kernel does not try the upcall there (\"$(grep -o 'NFSD: attempt to initialize umh client tracking in a container ignored' "$OUT/ns2-dmesg-no-daemon.txt")\"), no upcall made ($_u0 -> $_u1)" \
+        sh -c "grep -q 'umh client tracking in a container ignored' '$OUT/ns2-dmesg-no-daemon.txt' && test $_u0 = $_u1"
+    info D9 "the kernel, no daemon in the container: $(grep -o 'NFSD: .*' "$OUT/ns2-dmesg-no-daemon.txt" | tr '\n' ' ')"
+    timeout 60 nsenter -t "$CPID" -m -n -u -- rpc.nfsd 0 || fail D9 "the container's rpc.nfsd 0"
+
+    # the second instance of our daemon, as installed, with its own pipefs and store
+    ( cd / && exec timeout 120 nsenter -t "$CPID" -m -n -u -- $DCMD -p "$NS2_PIPEFS" -s "$NS2_STORE" ) > "$OUT/ns2-daemon-start.txt" 2>&1 \
+        || fail D9 "the container's daemon ($DCMD -p $NS2_PIPEFS -s $NS2_STORE): $(head -c 300 "$OUT/ns2-daemon-start.txt")"
+    N2PID=
+    for _p in $(pgrep -f -- "$DBIN"); do is_js "$_p" && in_ns2 "$_p" && N2PID=$_p; done
+    ok D9 "a second instance of our daemon serves the container: $DCMD -p $NS2_PIPEFS -s $NS2_STORE (pid ${N2PID:-none})" test -n "$N2PID"
+    [ -n "$N2PID" ] && check_caps D10 "the container's daemon (pid $N2PID)" "$(status_of "$N2PID" daemon-ns2)"
+    _u=$(n_using nfsdcld); _g=$(cld_count GraceStart)
+    timeout 60 nsenter -t "$CPID" -m -n -u -- rpc.nfsd -N 3 8 || fail D9 "the container's rpc.nfsd"
+    ok D9 "the container's nfsd uses the daemon (\"$(tracker)\"), GraceStart answered, the container's daemon holds its pipe $NS2_PIPEFS/nfsd/cld" \
+        sh -c "test '$(n_using nfsdcld)' = $((_u + 1)) -a '$(cld_count GraceStart)' = $((_g + 1)) && ls -l /proc/$N2PID/fd | grep -q ' -> $NS2_PIPEFS/nfsd/cld\$'"
+    ok D9 "... and our host daemon does not (it holds $PIPEFS/nfsd/cld only)" sh -c "! ls -l /proc/$DPID/fd | grep -q ' -> $NS2_PIPEFS'"
+
+    # its client, in a third network namespace (and a UTS namespace: a client name of its own)
+    mkdir -p /mnt/ns2c
+    nsenter --net=/run/netns/ns3 unshare --uts sh -c "hostname e2e-ns2-client && exec mount -t nfs4 -o vers=4.2 $NS2_NET.1:/ /mnt/ns2c" \
+        > "$OUT/ns2-mount.txt" 2>&1 || fail D9 "mount of the container's export from the third namespace: $(cat "$OUT/ns2-mount.txt")"
+    ns2_clients "$OUT/nfsd-clients-ns2-1.txt"
+    NC=$(sed -n 's/^name: "\(.*\)"$/\1/p' "$OUT/nfsd-clients-ns2-1.txt" | head -1)
+    cld_wait Create 1 30 "$NC" && pass D9 "the container's client \"$NC\" (address $(sed -n 's/^address: //p' "$OUT/nfsd-clients-ns2-1.txt" | head -1)): Create" \
+        || fail D9 "no Create for the container's client \"$NC\""
+    echo c > /mnt/ns2c/fc; HC=$(hold_lock /mnt/ns2c/fc)
+    sleep 2
+
+    # the container's nfsd restarts: its client reclaims
+    kmsg D9-restart
+    _g=$(cld_count GraceDone)
+    timeout 60 nsenter -t "$CPID" -m -n -u -- rpc.nfsd 0 || fail D9 "the container's rpc.nfsd 0"
+    timeout 60 nsenter -t "$CPID" -m -n -u -- rpc.nfsd -N 3 8 || fail D9 "the container's rpc.nfsd"
+    _off=$(offered)
+    poke /mnt/ns2c
+    cld_wait GraceDone $((_g + 1)) $((GRACE * 3 + 20)) || fail D9 "no GraceDone in the container"
+    sleep 1
+    ns2_clients "$OUT/nfsd-clients-ns2-2.txt"
+    ok D9 "the container's nfsd restarted: GraceStart offered its client (\"$_off\"), which reclaimed its lock" \
+        test "$_off" = "$NC" -a "$(locks_of "$OUT/nfsd-clients-ns2-2.txt" "$NC" fc)" -ge 1
+    cld_measure_grace D9 "container's nfsd restart, one v4.2 client reclaiming" early
+    _hc=$(hexof "$NC")
+    ok D9 "the container's store ($NS2_STORE) holds its own client only: $(ns2_recs | awk '{print $1}' | tr '\n' ' ')" test "$(ns2_recs | awk '{print $1}')" = "$_hc"
+    ok D9 "the host's store holds its own client (\"$N41\") and none of the container's" test -n "$(rec "$ID41")" -a -z "$(rec "$_hc")"
+
+    # the container goes away
+    kill "$HC" 2>/dev/null; wait "$HC" 2>/dev/null
+    _r=$(cld_count Remove "$NC")
+    umount /mnt/ns2c || fail D9 "umount of the container's export"
+    cld_wait Remove $((_r + 1)) 30 "$NC" && pass D9 "Remove at the container client's unmount" || fail D9 "no Remove at the container client's unmount"
+    ok D9 "... and the container's store is empty again, the host's unchanged" test -z "$(ns2_recs)" -a -n "$(rec "$ID41")"
+    timeout 60 nsenter -t "$CPID" -m -n -u -- rpc.nfsd 0
+    kill -TERM "$N2PID"; wait_until 20 sh -c "! kill -0 $N2PID 2>/dev/null" || fail D9 "the container's daemon did not exit on SIGTERM"
+    for _p in $(pgrep -x rpc.mountd); do in_ns2 "$_p" && kill "$_p"; done
+    kill "$CPID"; ip netns del ns3
+}
+
+# D7-D10 after D6 in boot 4 (nfsd stopped, no daemon: its setup serves), or alone in boot 5 (E2E_BOOTS=e)
+role_e() {
+    kmsg E-install
+    cld_setup setup
+    e_scenarios
+}
+e_scenarios() {
+    mkdir -p /mnt/v42 /mnt/v40
+    e_upcall_caps
+    e_from_nfsdcld
+    e_from_nfsdcltrack
+    e_container
+    kmsg E-end
+    kill "$H41" 2>/dev/null; wait "$H41" 2>/dev/null
+    umount /mnt/v41
+    c_nfsd_stop D7
+    daemon_stop D7
+    ok D7 "no cld upcall was answered with an error ($(cld_upcalls | wc -l) upcalls)" test "$(cld_upcalls | awk -F'\t' '$4 != "event" && $8 != 0 && $8 != "-"' | wc -l)" = 0
+    verify_cli D7
 }
 
 case "$ROLE" in
@@ -1124,6 +1455,7 @@ case "$ROLE" in
     b) role_b;;
     c) role_c;;
     d) role_d;;
+    e) role_e;;
     *) fail setup "unknown role $ROLE";;
 esac
 exit 0
