@@ -5,9 +5,10 @@
 // after env -S, and (under Bun) an in-process drop through bun:ffi before the
 // program is required. Interleaved (A B C D, D C B A, ...), each a v4.1 check
 // of a known client on a small store with the kernel's empty environment.
-// Prints each way's median wall time, its difference from the launcher
-// without the drop (of medians, and the median of the paired differences),
-// the children's mean CPU time, and the load average (the aim: < 1 ms).
+// Prints each way's median, its difference from the launcher without the
+// drop (of medians, and the median of the paired differences), and the load
+// average (the aim: < 1 ms); then the #! chains alone, with /bin/true for
+// the runtime.
 //
 //   node bench/caps.mjs [RUNS]     (default 41; npm run bench runs it)
 import { spawnSync } from 'child_process';
@@ -59,28 +60,15 @@ const env = { NFSDCLTRACK_END_GRACE_FILE: path.join(tmp, 'end_grace'), NFSDCLTRA
 const run = (bin, args, extra = {}) => spawnSync(bin, ['-s', store, ...args], { env: { ...env, ...extra }, stdio: 'ignore' }).status;
 run(bins.without, ['init']);
 for (let i = 0; i < 10; i++) run(bins.without, ['create', (0x1000 + i).toString(16)], { NFSDCLTRACK_CLIENT_HAS_SESSION: 'Y' });
-// CPU time of the waited-for children (user+sys, /proc/self/stat's cutime and
-// cstime, in clock ticks of 10 ms): summed over a way's runs, less sensitive
-// to a loaded machine than wall time; its mean per run is exact to 10 ms / RUNS.
-const TICK_MS = 10;
-const childTicks = () => {
-  const stat = fs.readFileSync('/proc/self/stat', 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from the 3rd on
-  return Number(f[13]) + Number(f[14]);
-};
-const cpu = {};
 const time = (bin) => {
-  const c0 = childTicks();
   const t0 = process.hrtime.bigint();
   const s = run(bin, ['check', '1003'], { NFSDCLTRACK_CLIENT_HAS_SESSION: 'Y' });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  cpu[bin] = (cpu[bin] ?? 0) + (childTicks() - c0) * TICK_MS;
   if (s !== 0) throw new Error(`${bin} check: exit ${s}`);
   return ms;
 };
 const names = Object.keys(bins);
 for (let i = 0; i < 3; i++) for (const k of names) time(bins[k]); // warm the page cache
-for (const k of names) cpu[bins[k]] = 0;
 const times = Object.fromEntries(names.map((k) => [k, []]));
 for (let i = 0; i < runs; i++) for (const k of i % 2 ? [...names].reverse() : names) times[k].push(time(bins[k]));
 const median = (xs) => {
@@ -89,15 +77,14 @@ const median = (xs) => {
 };
 console.log(`bench/caps: v4.1 check, ${runs} interleaved runs each (${/\/bun$/.test(runtime) ? 'Bun' : 'Node'}), load average ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
 const base = median(times.without);
-const cpuMean = (k) => cpu[bins[k]] / runs;
 const signed = (x) => `${x < 0 ? '' : '+'}${x.toFixed(2)}`;
 for (const k of names) {
   const label = `${k === shipped ? 'shipped: ' : ''}${k}`.padEnd(20);
-  if (k === 'without') console.log(`  ${label} median ${base.toFixed(2)} ms, CPU ${cpuMean(k).toFixed(2)} ms a run (no capability dropped)`);
+  if (k === 'without') console.log(`  ${label} median ${base.toFixed(2)} ms (no capability dropped)`);
   else {
     // The median of the paired differences is less sensitive to drift than the difference of medians.
     const pairs = median(times[k].map((x, i) => x - times.without[i]));
-    console.log(`  ${label} median ${median(times[k]).toFixed(2)} ms, ${signed(median(times[k]) - base)} ms of medians, ${signed(pairs)} ms median of pairs; CPU ${cpuMean(k).toFixed(2)} ms a run, ${signed(cpuMean(k) - cpuMean('without'))}${k === shipped ? ' (aim: < 1 ms)' : ''}`);
+    console.log(`  ${label} median ${median(times[k]).toFixed(2)} ms, ${signed(median(times[k]) - base)} ms of medians, ${signed(pairs)} ms median of pairs${k === shipped ? ' (aim: < 1 ms)' : ''}`);
   }
 }
 

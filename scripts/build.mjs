@@ -234,8 +234,9 @@ script.runInThisContext()(mod.exports, Module.createRequire(file), mod, file, __
  * (+1.4 to 1.9 ms, one more dynamically linked exec) and an in-process drop
  * through bun:ffi's dlopen of libc (+1.8 ms: the FFI module and its
  * trampolines' compilation).
- * dist/nocaps is x86-64 code: elsewhere, the launchers fall back on setpriv
- * through env -S, as they did before (util-linux >= 2.32; with the same sets
+ * dist/nocaps is x86-64 code: elsewhere (or with NFSDCLTRACK_NOCAPS=0, which
+ * test/caps.ts uses to test that way too), the launchers fall back on setpriv
+ * through env -S, as they did before (util-linux >= 2.32; the same sets
  * emptied).
  */
 const SETPRIV = '/usr/bin/setpriv';
