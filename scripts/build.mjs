@@ -231,9 +231,9 @@ script.runInThisContext()(mod.exports, Module.createRequire(file), mod, file, __
  * sets Bun's JIT thresholds, a static exec of a few hundred bytes instead of
  * a dynamically linked one (bench/caps.mjs, docs/performance.md). The
  * alternatives measured were dearer: util-linux's setpriv after env -S
- * (+1.4 to 1.9 ms, one more dynamically linked exec) and an in-process drop
- * through bun:ffi's dlopen of libc (+1.8 ms: the FFI module and its
- * trampolines' compilation).
+ * (about +1.1 to +1.5 ms an upcall: one more dynamically linked exec) and an
+ * in-process drop through bun:ffi's dlopen of libc (about +1.1 to +1.4 ms:
+ * loading the FFI module and compiling its trampolines).
  * dist/nocaps is x86-64 code: elsewhere (or with NFSDCLTRACK_NOCAPS=0, which
  * test/caps.ts uses to test that way too), the launchers fall back on setpriv
  * through env -S, as they did before (util-linux >= 2.32; the same sets

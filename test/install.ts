@@ -42,7 +42,7 @@ function kernelRun(prog: string, args: string[], env: Record<string, string> = {
   return spawnSync(prog, args, { env, encoding: 'utf8', timeout: 60_000 }).status;
 }
 const firstLine = (f: string): string => fs.readFileSync(f, 'utf8').split('\n')[0];
-/** The runtime a launcher names: the last word of its #! line (it may go through env -S). */
+/** The runtime a launcher names: the last word of its #! line (it may go through nocaps or env -S). */
 const interpreter = (f: string): string => firstLine(f).replace(/^#!\s*/, '').trim().split(/\s+/).pop()!;
 
 /**
