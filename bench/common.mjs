@@ -22,7 +22,7 @@ export const say = (msg) => process.stderr.write(`[${((Date.now() - t0) / 1000).
 export const bunPath = [path.join(root, 'node_modules/@oven/bun-linux-x64/bin/bun'), path.join(root, 'node_modules/@oven/bun-linux-x64-baseline/bin/bun')].find((p) =>
   fs.existsSync(p),
 );
-/** The runtime a launcher names: the last word of its #! line (it may go through env -S and setpriv). */
+/** The runtime a launcher names: the last word of its #! line (it may go through nocaps, or env -S and setpriv). */
 export const launcherRuntime = (launcher) => fs.readFileSync(launcher, 'utf8').split('\n')[0].replace(/^#!\s*/, '').trim().split(/\s+/).pop();
 
 export function version(cmd, args) {

@@ -22,6 +22,7 @@ import { createHash } from 'crypto';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import { nocapsElf } from './nocaps.mjs';
 
 const root = path.dirname(path.dirname(new URL(import.meta.url).pathname));
 // NFSDCLTRACK_DIST: build into another directory than dist/ (scripts/package.sh
@@ -216,39 +217,54 @@ script.runInThisContext()(mod.exports, Module.createRequire(file), mod, file, __
 /**
  * Capabilities. The kernel starts the upcall as root with every capability,
  * and the client id it passes comes from the network; nfs-utils' programs
- * drop them all first thing (cltrack_set_caps, cld_set_caps). Ours cannot
- * without native code, so the launcher does it before the runtime starts:
- * util-linux's setpriv, in the #! chain through env -S, empties the
- * inheritable and ambient sets and the bounding set, then execs the runtime.
- * Root with an empty bounding set gets empty permitted and effective sets at
- * that exec (and at every later one), and stays uid 0, so it still owns the
- * root-owned 0700 storage dir, the recovery dir, /proc/fs/nfsd/v4_end_grace
- * and the pipe: no --reuid, and no --securebits (nothing is left to keep or
- * regain). setpriv run by another user changes nothing it may not (it has
- * no capability to drop). It costs one more exec, ~1 ms a start (bench/caps.mjs:
- * 1.06 ms of 22 ms medians, measured under load; 1.4 ms for setpriv alone).
+ * drop them all first thing (cltrack_set_caps, cld_set_caps; a failure is
+ * fatal). Ours do it before their runtime starts, in the launcher's #! line:
+ * dist/nocaps (scripts/nocaps.S; its bytes come from scripts/nocaps.mjs, no
+ * compiler needed) is the interpreter; it empties the bounding set, then the
+ * permitted, effective, inheritable and ambient sets, and execs the runtime
+ * with the line's NAME=VALUE words in its environment. Root with an empty
+ * bounding set gets empty sets at that exec (and at every later one), and
+ * stays uid 0, so it still owns the root-owned 0700 storage dir, the
+ * recovery dir, /proc/fs/nfsd/v4_end_grace and the pipe: no change of uid,
+ * no securebits (nothing is left to keep or regain).
+ * It costs nothing measurable: it stands in for the /usr/bin/env -S that
+ * sets Bun's JIT thresholds, a static exec of a few hundred bytes instead of
+ * a dynamically linked one (bench/caps.mjs, docs/performance.md). The
+ * alternatives measured were dearer: util-linux's setpriv after env -S
+ * (about +1.1 to +1.5 ms an upcall: one more dynamically linked exec) and an
+ * in-process drop through bun:ffi's dlopen of libc (about +1.1 to +1.4 ms:
+ * loading the FFI module and compiling its trampolines).
+ * dist/nocaps is x86-64 code: elsewhere (or with NFSDCLTRACK_NOCAPS=0, which
+ * test/caps.ts uses to test that way too), the launchers fall back on setpriv
+ * through env -S, as they did before (util-linux >= 2.32; the same sets
+ * emptied).
  */
 const SETPRIV = '/usr/bin/setpriv';
 const SETPRIV_ARGS = '--inh-caps=-all --ambient-caps=-all --bounding-set=-all --';
+const NOCAPS = path.join(finalDist, 'nocaps'); // named by absolute path, like the runtime
+const nocaps = process.arch === 'x64' && process.env.NFSDCLTRACK_NOCAPS !== '0' && (() => {
+  fs.writeFileSync(path.join(dist, 'nocaps'), nocapsElf(), { mode: 0o755 });
+  return spawnSync(path.join(dist, 'nocaps'), ['/bin/true']).status === 0;
+})();
 const envS = spawnSync('/usr/bin/env', ['-S', 'true']).status === 0;
-const setpriv = envS && process.env.NFSDCLTRACK_SETPRIV !== '0' && spawnSync(SETPRIV, [...SETPRIV_ARGS.split(' '), '/bin/true']).status === 0;
-if (!envS) say('/usr/bin/env -S is not usable here: the launchers can neither drop capabilities nor set JIT thresholds');
-else if (!setpriv && process.env.NFSDCLTRACK_SETPRIV !== '0') say(`${SETPRIV} is not usable here: the launchers keep every capability root has`);
+const setpriv = !nocaps && envS && process.env.NFSDCLTRACK_SETPRIV !== '0' && spawnSync(SETPRIV, [...SETPRIV_ARGS.split(' '), '/bin/true']).status === 0;
+if (!nocaps) fs.rmSync(path.join(dist, 'nocaps'), { force: true });
+if (!nocaps && !envS) say('/usr/bin/env -S is not usable here: the launchers can neither drop capabilities nor set JIT thresholds');
+else if (!nocaps && !setpriv && process.env.NFSDCLTRACK_SETPRIV !== '0') say(`neither dist/nocaps (x86-64) nor ${SETPRIV} is usable here: the launchers keep every capability root has`);
 
 /**
- * A launcher's interpreter line: env -S, which passes the interpreter's
- * arguments one by one, running setpriv and then the runtime with `vars` in
- * its environment. The kernel reads at most 255 bytes of it: when the whole
- * line does not fit, the variables are dropped first (they only tune speed), then
- * setpriv; without env -S, the plain runtime.
+ * A launcher's interpreter line: nocaps, or env -S running setpriv, then
+ * the runtime with `vars` in its environment. The kernel reads at most 255
+ * bytes of it: when the whole line does not fit, the variables are dropped
+ * first (they only tune speed), then the capability drop; with neither
+ * nocaps nor env -S, the plain runtime.
  */
 function shebang(runtime, vars = '') {
-  const sp = setpriv ? `${SETPRIV} ${SETPRIV_ARGS} ` : '';
+  const v = vars ? `${vars} ` : '';
+  const [head, drop] = nocaps ? [`#!${NOCAPS} `, ''] : ['#!/usr/bin/env -S ', setpriv ? `${SETPRIV} ${SETPRIV_ARGS} ` : ''];
   const tries = [];
-  if (envS && (vars || sp)) {
-    tries.push(`#!/usr/bin/env -S ${vars ? `${vars} ` : ''}${sp}${runtime}`);
-    if (vars && sp) tries.push(`#!/usr/bin/env -S ${sp}${runtime}`);
-  }
+  if (nocaps || (envS && (vars || drop))) tries.push(`${head}${v}${drop}${runtime}`);
+  if (vars && (nocaps || drop)) tries.push(`${head}${drop}${runtime}`);
   const fit = tries.find((line) => Buffer.byteLength(line) <= 255);
   if (tries.length && fit !== tries[0]) say(`the #! line for ${runtime} would pass 255 bytes: ${fit ? 'without the JIT settings' : `plain ${runtime}, capabilities kept`}`);
   return fit ?? `#!${runtime}`;
@@ -277,8 +293,9 @@ const daemonRuntime = process.env.NFSDCLD_RUNTIME === 'bun' ? bunRuntime : nodeR
 if (!daemonRuntime) throw new Error('NFSDCLD_RUNTIME=bun, but no Bun binary in node_modules/@oven');
 fs.writeFileSync(path.join(dist, 'nfsdcld'), `${shebang(daemonRuntime)}\nrequire('./nfsdcld.js');\n`, { mode: 0o755 });
 fs.chmodSync(path.join(dist, 'nfsdcld'), 0o755);
-const order = ['admin.js', 'cli.js', 'cli.js.v8cache', 'node-launch.js', 'cli.bun.js.jsc', 'cli.bun.js', 'nfsdcld.js', 'nfsdcld', 'nfsdcltrack'];
+const order = ['nocaps', 'admin.js', 'cli.js', 'cli.js.v8cache', 'node-launch.js', 'cli.bun.js.jsc', 'cli.bun.js', 'nfsdcld.js', 'nfsdcld', 'nfsdcltrack'];
 for (const f of order) if (fs.existsSync(path.join(dist, f))) fs.renameSync(path.join(dist, f), path.join(finalDist, f));
-// Files of the other runtime's launcher, from an earlier build, go.
+// Files of the other runtime's launcher (and a nocaps no launcher runs), from an earlier build, go.
 if (!useBun) for (const f of ['cli.bun.js', 'cli.bun.js.jsc']) fs.rmSync(path.join(finalDist, f), { force: true });
+if (!nocaps) fs.rmSync(path.join(finalDist, 'nocaps'), { force: true });
 say(`dist/nfsdcltrack runs ${useBun ? `Bun (${bunRuntime})` : `Node (${nodeRuntime})`}`);

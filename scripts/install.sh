@@ -294,7 +294,7 @@ if grep -qI . "$LAUNCHER"; then
         [ -f "$f" ] || continue
         ! head -1 "$f" | grep -qaF -e "$SRC/" -e "$SRC_REAL/" || die "$(basename "$f") still names the checkout $SRC on its first line"
     done
-    # the runtime is the line's last word (#!/abs/bun, or #!/usr/bin/env -S VAR=... /abs/bun)
+    # the runtime is the line's last word (#!/abs/bun, #!LIBDIR/nocaps VAR=... /abs/bun, or #!/usr/bin/env -S VAR=... /abs/bun)
     RT=$(head -1 "$STAGE/target" | sed 's/^#!//' | awk '{print $NF}')
     case "$RT" in
         /*) ;;

@@ -32,9 +32,9 @@
 # 12; Debian 13's nodejs is 20). The Node-only files of dist/ (cli.js,
 # node-launch.js, cli.js.v8cache) are left out: the upcall is Bun's.
 #
-# Privileges: both launchers start their runtime through util-linux's
-# setpriv with empty capability sets (scripts/build.mjs), hence the
-# dependency on util-linux (>= 2.32, the first with --ambient-caps).
+# Privileges: both launchers start their runtime through usr/lib/$NAME/nocaps,
+# which empties every capability set first (scripts/build.mjs, scripts/nocaps.S:
+# a static program of a few hundred bytes, written by the build, no library).
 #
 # Reproducible: the same checkout gives the same bytes (test/package.ts builds
 # twice and compares). SOURCE_DATE_EPOCH (default: the last commit's time)
@@ -61,11 +61,8 @@
 #       upstream build (a non-PIE executable, the JIT's choice); rebuilding Bun
 #       is out of this package's reach. (hardening-no-bindnow and the
 #       spelling-error-in-binary tags on it are informational.)
-#   unusual-interpreter -S [sbin/nfsdcltrack, usr/sbin/nfsdcld-ts, and their
-#       copies in usr/lib/nfsdcltrack-ts]: overridden. lintian takes the word
-#       after /usr/bin/env for the interpreter; the #! line is `env -S VAR=...
-#       /usr/bin/setpriv ... -- RUNTIME` on purpose: that is how the launcher
-#       drops its capabilities and sets Bun's JIT thresholds (scripts/build.mjs).
+#   The launchers' interpreter, usr/lib/nfsdcltrack-ts/nocaps, is a file of
+#       the package (lintian does not tag such an interpreter unusual).
 #   systemd-service-file-refers-to-unusual-wantedby-target nfs-server.service:
 #       overridden. nfsdcld-ts.service stands in for nfsdcld.service, which is
 #       wanted by nfs-server.service in the same way, and must be started
@@ -116,8 +113,9 @@ PKG=$WORK/root
 # -------- build (into WORK, not dist/: tests may be running from dist/)
 NFSDCLTRACK_DIST=$WORK/dist NFSDCLTRACK_RUNTIME=bun node "$ROOT/scripts/build.mjs" 2>"$WORK/build.log" \
     || { cat "$WORK/build.log" >&2; die "the build failed"; }
-grep -q 'setpriv' "$WORK/dist/nfsdcltrack" || die "the upcall's launcher does not drop capabilities (no usable /usr/bin/setpriv and env -S?)"
-grep -q 'setpriv' "$WORK/dist/nfsdcld" || die "the daemon's launcher does not drop capabilities"
+for l in nfsdcltrack nfsdcld; do
+    head -1 "$WORK/dist/$l" | grep -q "^#!$WORK/dist/nocaps " || die "dist/$l does not drop capabilities through dist/nocaps: $(head -1 "$WORK/dist/$l")"
+done
 
 # -------- stage
 bash "$ROOT/scripts/install.sh" --source "$ROOT" --dist "$WORK/dist" --destdir "$PKG" --prefix /usr \
@@ -147,11 +145,6 @@ cat > "$PKG/usr/share/lintian/overrides/$NAME" <<EOF
 $NAME: embedded-library libjpeg [usr/lib/$NAME/runtime/bun]
 $NAME: hardening-no-pie [usr/lib/$NAME/runtime/bun]
 $NAME: hardening-no-relro [usr/lib/$NAME/runtime/bun]
-# #!/usr/bin/env -S ... /usr/bin/setpriv ... -- RUNTIME: dropping capabilities.
-$NAME: unusual-interpreter -S [sbin/nfsdcltrack]
-$NAME: unusual-interpreter -S [usr/sbin/nfsdcld-ts]
-$NAME: unusual-interpreter -S [usr/lib/$NAME/nfsdcltrack]
-$NAME: unusual-interpreter -S [usr/lib/$NAME/nfsdcld]
 # In nfsdcld.service's place, wanted by nfs-server.service as it is.
 $NAME: systemd-service-file-refers-to-unusual-wantedby-target nfs-server.service [lib/systemd/system/nfsdcld-ts.service]
 EOF
@@ -170,7 +163,7 @@ Version: $VERSION
 Architecture: $ARCH
 Maintainer: $MAINTAINER
 Installed-Size: $SIZE
-Depends: libc6 (>= ${GLIBC:-2.17}), util-linux (>= 2.32)
+Depends: libc6 (>= ${GLIBC:-2.17})
 Recommends: nodejs (>= 20)
 Suggests: nfs-kernel-server
 Section: net

@@ -42,7 +42,7 @@ function kernelRun(prog: string, args: string[], env: Record<string, string> = {
   return spawnSync(prog, args, { env, encoding: 'utf8', timeout: 60_000 }).status;
 }
 const firstLine = (f: string): string => fs.readFileSync(f, 'utf8').split('\n')[0];
-/** The runtime a launcher names: the last word of its #! line (it may go through env -S). */
+/** The runtime a launcher names: the last word of its #! line (it may go through nocaps or env -S). */
 const interpreter = (f: string): string => firstLine(f).replace(/^#!\s*/, '').trim().split(/\s+/).pop()!;
 
 /**
@@ -293,7 +293,10 @@ t.test('the real build: the cld daemon, its man page and unit, staged; the stage
   if (!HAVE_PTY) t.comment('python3 with pty is missing: the staged daemon is NOT run');
   else {
     const root = fresh('cld-staged');
-    const d = await CldDriver.open(path.join(root, 'pipefs'), path.join(root, 'store'), { cmd: [path.join(dest, lib, 'nfsdcld')], env: daemonEnv(root) });
+    // An interpreter in LIBDIR (nocaps) is named by its final path, not there yet: run the staged one, as the kernel would (#!INTERP ARG: INTERP ARG SCRIPT).
+    const [interp, ...arg] = firstLine(path.join(dest, lib, 'nfsdcld')).slice(2).split(' ');
+    const staged = interp.startsWith(`/${lib}/`) ? path.join(dest, interp) : interp;
+    const d = await CldDriver.open(path.join(root, 'pipefs'), path.join(root, 'store'), { cmd: [staged, ...(arg.length ? [arg.join(' ')] : []), path.join(dest, lib, 'nfsdcld')], env: daemonEnv(root) });
     try {
       t.same(await getVersion(d), { status: 0, version: 2 }, 'GetVersion: version 2');
     } finally {
