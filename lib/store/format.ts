@@ -98,7 +98,7 @@ export function sameState(a: RecState | null, b: RecState | null): boolean {
   );
 }
 
-function seal(body: string): string {
+export function seal(body: string): string {
   return `${body} ${crcHex(body)}\n`;
 }
 
