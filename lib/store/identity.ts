@@ -12,7 +12,6 @@
 //   seen.<uuid>     (node-local, outside the store) #nfsdcltrack-seen v1
 //                   gen=<gen> seq=<seq> time=<time> <crc>: the furthest
 //                   position this node has served the store to
-import * as crypto from 'crypto';
 import * as fs from 'fs';
 import * as path from 'path';
 import { EREMOTEIO, ErrnoError } from '../errno';
@@ -73,7 +72,8 @@ export function readStoreId(dir: string): StoreIdState {
 export function createStoreId(dir: string, now: number): string | null {
   const have = readStoreId(dir);
   if (have.id || have.damaged) return have.id;
-  const id = crypto.randomUUID();
+  // Web Crypto's, not node:crypto's: loading that module costs Bun tens of milliseconds, on every upcall.
+  const id = globalThis.crypto.randomUUID();
   replaceSmallFile(dir, path.join(dir, ID_NAME), seal(`#nfsdcltrack-store v1 id=${id} created=${now}`));
   return id;
 }
