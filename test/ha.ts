@@ -12,7 +12,7 @@ import * as path from 'path';
 import { spawnSync } from 'child_process';
 import { Cmd, decodeClient, decodeHeader, encodeMessage, type ClientInfo } from '../lib/cld/codec';
 import { loadCldConfig, loadTrackConfig } from '../lib/config';
-import { mountGuard, mountVerdict, rollbackVerdict } from '../lib/ha';
+import { DEFAULT_STATE_DIR, guardFor, mountGuard, mountVerdict, mustExist, noteWritten, rollbackVerdict, startServing, stateDirOf, thisNode } from '../lib/ha';
 import {
   decodeSeen,
   decodeServed,
@@ -459,4 +459,46 @@ t.test('the rollback verdict, and the library refusing a pinned store', async (t
   await t.rejects(store.mutate((tx) => tx.put('aa', { time: 1, session: false })), /holds no store id, not the pinned store/, 'a pinned store makes no new store');
   t.throws(() => store.read(), /refusing to serve the store/, 'nor reads one');
   t.same(fs.readdirSync(dir), [], 'and writes nothing');
+});
+
+t.test('startServing and the notes, in process', async (t) => {
+  const dir = path.join(tmp, `inproc-${++seq}`);
+  const state = path.join(tmp, `inproc-state-${seq}`);
+  fs.mkdirSync(state);
+  const lines: string[] = [];
+  const log = { error: (m: string) => lines.push(`E ${m}`), warn: (m: string) => lines.push(`W ${m}`), debug: (m: string | (() => string)) => lines.push(`D ${typeof m === 'function' ? m() : m}`) };
+  const env = { NFSDCLTRACK_STATE_DIR: state, NFSDCLTRACK_HOSTNAME: 'inproc', NFSDCLTRACK_MACHINE_ID: 'm-inproc' };
+  const store = new Store({ dir, compactBytes: 1 });
+  fs.mkdirSync(dir);
+  t.equal(await startServing(store, { log, env, ha: {}, now: () => 1796190000 }), null, 'a new store is served');
+  const id = readStoreId(dir).id!;
+  t.same(readServed(dir), [{ time: 1796190000, host: 'inproc', machineId: 'm-inproc' }], 'this node recorded');
+  t.match(fs.readFileSync(path.join(state, `seen.${id}`), 'latin1'), /gen=0 seq=0 time=1796190000 /, 'the note, at the position served (no files yet)');
+  await store.mutate((tx) => tx.put('aa', { time: 1796190001, session: false }));
+  t.same(store.lastWritten, { gen: 2, seq: 0 }, 'a write that compacted (compactBytes 1): a new generation');
+  noteWritten(store, state, log, 1796190002);
+  t.match(fs.readFileSync(path.join(state, `seen.${id}`), 'latin1'), /gen=2 seq=0 time=1796190002 /, 'noted');
+  noteWritten(store, state, log, 1796190003);
+  t.match(fs.readFileSync(path.join(state, `seen.${id}`), 'latin1'), /time=1796190002 /, 'the same position is not noted again');
+  // The store put back to an older image, under a running server and then at a start.
+  fs.writeFileSync(path.join(state, `seen.${id}`), encodeSeen({ gen: 9, seq: 0 }, 1796190004));
+  noteWritten(store, state, log, 1796190005);
+  t.ok(lines.some((l) => /^E .*rolled back while in use/.test(l)), 'a server writing behind its note says so');
+  t.match(fs.readFileSync(path.join(state, `seen.${id}`), 'latin1'), /gen=9 /, 'and keeps the note');
+  t.match(await startServing(store, { log, env, ha: {} }), /refusing to serve the store in .*rolled back/, 'a start behind the note is refused');
+  fs.rmSync(state, { recursive: true });
+  t.equal(await startServing(store, { log, env, ha: {} }), null, 'no state dir: served, nothing to compare with');
+  t.ok(lines.some((l) => /^D no state dir/.test(l)), 'said at debug level');
+  t.notOk(fs.existsSync(state), 'the state dir is not made');
+  t.equal(stateDirOf({}, {}), DEFAULT_STATE_DIR);
+  t.equal(stateDirOf({}, { stateDir: '/x' }), '/x');
+  t.equal(stateDirOf({ NFSDCLTRACK_STATE_DIR: '/y' }, { stateDir: '/x' }), '/y', 'the test hook first');
+  t.notOk(mustExist({ stateDir: '/x' }), 'state-dir alone does not pin');
+  t.ok(mustExist({ storeId: id }) && mustExist({ storageMountpoint: '/srv' }));
+  t.equal(guardFor(dir, {}), undefined, 'no guard without storage-mountpoint');
+  const me = thisNode({});
+  t.equal(me.host, os.hostname(), 'the host name');
+  t.ok(me.machineId.length > 0, 'a machine id (/etc/machine-id, else the host name)');
+  const pinnedStore = new Store({ dir, storeId: '0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9' });
+  t.match(await startServing(pinnedStore, { log, env, ha: {} }), /not the pinned store/, 'a pinned start on another store is refused');
 });

@@ -20,7 +20,7 @@ import {
 } from './format';
 import { fsyncDir, lexists, openAppend, openRead, openWrite, readBytes, replaceSmallFile } from './fsutil';
 import { parseJournal, reclaimingDelta, resolveJournal, type JournalFacts, type ParsedJournal } from './journal';
-import { createStoreId, pinVerdict, StoreRefused, type Position } from './identity';
+import { createStoreId, pinVerdict, readStoreId, StoreRefused, type Position } from './identity';
 import { acquireLock, DEFAULT_LOCK, LockLost, type HeldLock, type LockOptions } from './lock';
 import { compactThreshold } from './policy';
 import { SnapshotReader, writeSnapshotFile } from './snapshot';
@@ -261,6 +261,10 @@ export class Store {
 
   /** The store's id, made now (under the lock) if it has none yet; null when clients.id is damaged. */
   async ensureId(): Promise<string | null> {
+    this.vet();
+    // The lock only to make one: a store that has its id is not written (nor locked) at every start.
+    const have = readStoreId(this.dir);
+    if (have.id !== null || have.damaged) return have.id;
     return this.locked(async () => createStoreId(this.dir, this.now()));
   }
 
