@@ -53,7 +53,8 @@ async function main(argv: string[], log: Logger): Promise<number> {
   }
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const importLegacy = (dir: string, l: Logger) => (require('./lib/admin') as typeof import('./lib/admin')).importIfLegacy(dir, l);
-  return runKernelCommand(command, arg, { storagedir, env, log, importLegacy });
+  const ha = { storeId: conf.storeId, storageMountpoint: conf.storageMountpoint, stateDir: conf.stateDir };
+  return runKernelCommand(command, arg, { storagedir, env, log, importLegacy, ha });
 }
 
 /** Status for a failure nobody foresaw: the command's own "could not" status. */

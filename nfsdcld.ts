@@ -8,6 +8,7 @@ import { CldPipe } from './lib/cld/pipe';
 import { CldServer } from './lib/cld/server';
 import { loadCldConfig } from './lib/config';
 import { getoptLong, type OptionSpec } from './lib/getopt';
+import { guardFor, mustExist, NOTE_INTERVAL_MS, noteWritten, startServing, stateDirOf } from './lib/ha';
 import { createLogger, type Logger } from './lib/log';
 import { ensureStorageDir, Store } from './lib/store/store';
 
@@ -108,23 +109,44 @@ async function main(argv: string[], log: Logger): Promise<number> {
   const pipePath = path.resolve(args.pipefsDir ?? conf.pipefsDir ?? DEFAULT_PIPEFS, 'nfsd', 'cld');
   // No working directory on the storage (or any other) filesystem: a failover must be able to unmount it.
   process.chdir('/');
+  const ha = { storeId: conf.storeId, storageMountpoint: conf.storageMountpoint, stateDir: conf.stateDir };
   try {
-    ensureStorageDir(storagedir);
+    // With a pin or a mount point, a missing dir is where the shared disk should be: not made (refused below).
+    if (!mustExist(ha) || fs.existsSync(storagedir)) ensureStorageDir(storagedir);
   } catch (e) {
     log.error(`Failed to open the client store: ${(e as Error).message}`);
     return 1;
   }
   // NFSDCLTRACK_COMPACT_BYTES: the upcall's test hook for the compaction threshold, honoured here too.
   const compact = Number(process.env.NFSDCLTRACK_COMPACT_BYTES);
-  const store = new Store({ dir: storagedir, log, deferCompaction: true, compactBytes: compact > 0 ? compact : undefined });
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const admin = require('./lib/admin') as typeof import('./lib/admin');
-    await admin.importAtDaemonStart(storagedir, process.env, log);
-  } catch (e) {
-    // The clients it would have brought are refused: the safe way to fail.
-    log.error(`first-start import failed: ${(e as Error).message}`);
+  // A refused store (the wrong one, none, one behind this node's note) is
+  // still served, with failures: the daemon must keep answering, or nfsd
+  // would fall back to another tracker (docs/ha.md).
+  let refused: string | null = null;
+  const mountGuard = guardFor(storagedir, ha);
+  const store = new Store({
+    dir: storagedir,
+    log,
+    deferCompaction: true,
+    compactBytes: compact > 0 ? compact : undefined,
+    storeId: ha.storeId,
+    guard: () => refused ?? mountGuard?.() ?? null,
+  });
+  refused = await startServing(store, { log, env: process.env, ha });
+  if (refused === null) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const admin = require('./lib/admin') as typeof import('./lib/admin');
+      await admin.importAtDaemonStart(storagedir, process.env, log);
+    } catch (e) {
+      // The clients it would have brought are refused: the safe way to fail.
+      log.error(`first-start import failed: ${(e as Error).message}`);
+    }
   }
+  // How far this node served the store: noted now and then, never per write (docs/ha.md).
+  const stateDir = stateDirOf(process.env, ha);
+  const noteTimer = setInterval(() => noteWritten(store, stateDir, log), NOTE_INTERVAL_MS);
+  noteTimer.unref();
   let pipe: CldPipe | null = null;
   const server = new CldServer({
     store,
@@ -149,6 +171,7 @@ async function main(argv: string[], log: Logger): Promise<number> {
       pipe!.stopReading();
       void server.idle().then(() => {
         pipe!.close();
+        noteWritten(store, stateDir, log);
         resolve(0);
       });
     };

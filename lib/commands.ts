@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import { crashPoint } from './crashpoint';
 import { EACCES, EINVAL, EPERM, EREMOTEIO, ERANGE, ErrnoError, errnoOf, statusFor } from './errno';
 import { END_GRACE_FILE, liftGrace, parseGraceStart } from './grace';
+import { guardFor, mustExist, noteWritten, startServing, stateDirOf, type HaSettings } from './ha';
 import { parseHexId } from './hex';
 import type { Logger } from './log';
 import type { RecState } from './store/format';
@@ -21,6 +22,10 @@ export interface CommandContext {
    * the C program). A hook, so that SQLite stays out of the upcall's bundle.
    */
   importLegacy?: (dir: string, log: Logger) => Promise<unknown>;
+  /** store-id, storage-mountpoint, state-dir (docs/ha.md). */
+  ha?: HaSettings;
+  /** The store the command opened last (for noting how far it got). */
+  opened?: Store;
 }
 
 export const KERNEL_COMMANDS = ['init', 'create', 'remove', 'check', 'gracedone'] as const;
@@ -31,8 +36,32 @@ const hasSession = (env: CommandContext['env']): boolean => env.NFSDCLTRACK_CLIE
 
 function openStore(ctx: CommandContext): Store {
   const compact = Number(ctx.env.NFSDCLTRACK_COMPACT_BYTES);
+  const ha = ctx.ha ?? {};
   // An upcall has nothing to do while it waits for the lock: it blocks.
-  return new Store({ dir: ctx.storagedir, log: ctx.log, compactBytes: compact > 0 ? compact : undefined, lock: { blockingWait: true } });
+  ctx.opened = new Store({
+    dir: ctx.storagedir,
+    log: ctx.log,
+    compactBytes: compact > 0 ? compact : undefined,
+    lock: { blockingWait: true },
+    storeId: ha.storeId,
+    guard: guardFor(ctx.storagedir, ha),
+  });
+  return ctx.opened;
+}
+
+/**
+ * With a pin or a mount point, a storage dir that is not the one configured
+ * is refused before anything (ensureStorageDir) could make an empty one: the
+ * message, or null.
+ */
+function refusal(ctx: CommandContext): string | null {
+  if (!ctx.ha || !mustExist(ctx.ha)) return null;
+  try {
+    openStore(ctx).vet();
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
 }
 
 /** Exit status of a failed write: the store's errno only when it could not be opened at all. */
@@ -57,11 +86,13 @@ async function init(ctx: CommandContext): Promise<number> {
   }
   const store = openStore(ctx);
   try {
-    ensureStorageDir(ctx.storagedir);
+    if (!ctx.ha || !mustExist(ctx.ha)) ensureStorageDir(ctx.storagedir);
     await store.init();
   } catch (e) {
     return failure(ctx, 'Failed to init database', e, EACCES);
   }
+  // Every nfsd start: the store gets its id, is refused if rolled back, and records this node.
+  if ((await startServing(store, { log: ctx.log, env: ctx.env, ha: ctx.ha ?? {} })) !== null) return statusFor(EACCES);
   if (ctx.importLegacy && fs.existsSync(`${ctx.storagedir}/main.sqlite`)) {
     // Its clients are refused if this fails: the safe way to fail.
     await ctx.importLegacy(ctx.storagedir, ctx.log).catch((e) => ctx.log.error((e as Error).message));
@@ -226,6 +257,18 @@ function legacyGracedone(ctx: CommandContext): void {
 
 /** Run a kernel command; argument validity is checked after the store opens, as in C. */
 export async function runKernelCommand(cmd: KernelCommand, arg: string | undefined, ctx: CommandContext): Promise<number> {
+  const status = await dispatch(cmd, arg, ctx);
+  // A new generation (a compaction, gracedone) is worth noting; a journal append is not (docs/ha.md).
+  if (ctx.opened?.lastWritten?.seq === 0) noteWritten(ctx.opened, stateDirOf(ctx.env, ctx.ha ?? {}), ctx.log);
+  return status;
+}
+
+/** What the kernel is told when the configured store is not there: "no tracking", never a reclaim. */
+const REFUSED: Record<KernelCommand, number> = { init: EACCES, create: EREMOTEIO, remove: EREMOTEIO, check: EPERM, gracedone: EREMOTEIO };
+
+async function dispatch(cmd: KernelCommand, arg: string | undefined, ctx: CommandContext): Promise<number> {
+  const refused = refusal(ctx);
+  if (refused !== null) return failure(ctx, cmd, new Error(refused), REFUSED[cmd]);
   if (cmd === 'init') return init(ctx);
   try {
     ensureStorageDir(ctx.storagedir);

@@ -5,9 +5,10 @@
 //     val = conf_get_str("nfsdcltrack", "storagedir");
 // so only section [nfsdcltrack] counts: there is no [general] fallback.
 
+import type { HaSettings } from './ha';
 import { Env, loadNfsConf, NfsConf, Warn } from './nfsconf';
 
-export interface TrackConfig {
+export interface TrackConfig extends HaSettings {
   /** [nfsdcltrack] storagedir, when set (after "$NAME" expansion) */
   storagedir?: string;
   /** true when [nfsdcltrack] debug enables any facility */
@@ -80,9 +81,26 @@ export function parseDebugFacilities(value: string | undefined, warn: Warn): num
 export function trackConfigFrom(conf: NfsConf, warn: Warn): TrackConfig {
   const mask = parseDebugFacilities(conf.get('nfsdcltrack', 'debug'), warn);
   const storagedir = conf.get('nfsdcltrack', 'storagedir') ?? conf.get('nfsdcld', 'storagedir');
-  const cfg: TrackConfig = { debug: mask !== 0 };
+  const cfg: TrackConfig = { debug: mask !== 0, ...haSettings(conf, 'nfsdcltrack', 'nfsdcld') };
   if (storagedir !== undefined) cfg.storagedir = storagedir;
   return cfg;
+}
+
+/**
+ * store-id, storage-mountpoint and state-dir (docs/ha.md), from the
+ * program's own section, else the other one's: like storagedir, they
+ * describe the one store both front ends serve.
+ */
+function haSettings(conf: NfsConf, own: string, other: string): HaSettings {
+  const get = (key: string): string | undefined => conf.get(own, key) ?? conf.get(other, key);
+  const out: HaSettings = {};
+  const storeId = get('store-id');
+  const mountPoint = get('storage-mountpoint');
+  const stateDir = get('state-dir');
+  if (storeId !== undefined) out.storeId = storeId.toLowerCase();
+  if (mountPoint !== undefined) out.storageMountpoint = mountPoint;
+  if (stateDir !== undefined) out.stateDir = stateDir;
+  return out;
 }
 
 /**
@@ -110,7 +128,7 @@ export function loadCldConfig(env: Env, warn: Warn): CldConfig {
   const conf = loadConf(env, warn);
   // nfsdcld reads debug as a number (conf_get_num): any value above 0 enables it.
   const debug = Number.parseInt(conf.get('nfsdcld', 'debug') ?? '0', 10) > 0;
-  const cfg: CldConfig = { debug };
+  const cfg: CldConfig = { debug, ...haSettings(conf, 'nfsdcld', 'nfsdcltrack') };
   const storagedir = conf.get('nfsdcld', 'storagedir') ?? conf.get('nfsdcltrack', 'storagedir');
   if (storagedir !== undefined) cfg.storagedir = storagedir;
   const pipefs = conf.get('general', 'pipefs-directory');

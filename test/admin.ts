@@ -82,7 +82,7 @@ t.test('list: people and --json', async (t) => {
   const j = run(['-s', dir, 'list', '--json']);
   t.equal(j.status, 0);
   const doc = JSON.parse(j.stdout);
-  t.same(Object.keys(doc), ['storagedir', 'healthy', 'problems', 'count', 'epochs', 'clients']);
+  t.same(Object.keys(doc), ['storagedir', 'store_id', 'healthy', 'problems', 'count', 'epochs', 'clients']);
   t.same(doc.epochs, { current: 1, recovery: 0 });
   t.equal(doc.count, 4);
   t.same(doc.clients.map((c: { id: string }) => c.id), ['', ids[2], ids[1], ids[0]], 'sorted by id (LC_ALL=C order of the hex)');

@@ -276,6 +276,8 @@ t.test('a command that changes nothing writes nothing', async (t) => {
   const s = path.join(fresh(), 'store');
   t.equal(status(['-s', s, 'create', 'aa'], { NFSDCLTRACK_CLIENT_HAS_SESSION: 'Y' }), 0);
   t.equal(status(['-s', s, 'gracedone', '0']), 0);
+  // A node's first init records it in clients.served (docs/ha.md); later ones by the same node write nothing.
+  t.equal(status(['-s', s, 'init']), 0, 'first init on this node');
   const fp = fingerprint(s);
   t.equal(status(['-s', s, 'remove', 'bb']), 0, 'remove of an absent client');
   t.equal(status(['-s', s, 'check', 'bb']), 255, 'refused check');
@@ -284,7 +286,7 @@ t.test('a command that changes nothing writes nothing', async (t) => {
   t.equal(status(['-s', s, 'init']), 0, 'init of an existing store');
   for (const bad of [['create', 'zz'], ['remove', 'a'], ['gracedone', 'x'], ['nope'], ['-h']]) run(['-s', s, ...bad]);
   t.equal(fingerprint(s), fp, 'no file written, created or replaced');
-  t.same(fs.readdirSync(s).sort(), ['clients.journal', 'clients.snap'], 'no lock or temporary file left');
+  t.same(fs.readdirSync(s).sort(), ['clients.id', 'clients.journal', 'clients.served', 'clients.snap'], 'no lock or temporary file left');
   const empty = path.join(fresh(), 'empty');
   t.equal(status(['-s', empty, 'check', 'aa']), 255);
   t.same(fs.readdirSync(empty), [], 'a check on a new storage dir creates no file');
@@ -528,5 +530,5 @@ t.test('fds 0-2 closed', async (t) => {
   t.equal(sh(`-h`), 1, 'usage to a closed stdout');
   t.equal(sh(`-f -s ${s} remove ab`), 0);
   t.same(ids(s), []);
-  t.same(fs.readdirSync(s).sort(), ['clients.journal', 'clients.snap'], 'no stray file (a log written into the store through fd 1 or 2)');
+  t.same(fs.readdirSync(s).sort(), ['clients.id', 'clients.journal', 'clients.snap'], 'no stray file (a log written into the store through fd 1 or 2)');
 });

@@ -291,9 +291,9 @@ t.test('the man page matches the store constants', async (t) => {
 t.test('every store line quoted in the docs has a valid checksum', async (t) => {
   // Snapshot lines of both versions (v1: id time session; v2: four epoch fields more), journal entries of every op.
   const storeLine =
-    /^(#nfsdcltrack-(snapshot|journal) v\d+ .* [0-9a-f]{8}|(-|[0-9a-f]+) \d+ [01]( \S+ \S+ \S+ \S+)? [0-9a-f]{8}|~ \d{11} \d{10} [0-9a-f]{8}|\d+ \d+ (set|del|lost|grace) .* [0-9a-f]{8})$/;
+    /^(#nfsdcltrack-(snapshot|journal|store|seen) v\d+ .* [0-9a-f]{8}|(-|[0-9a-f]+) \d+ [01]( \S+ \S+ \S+ \S+)? [0-9a-f]{8}|~ \d{11} \d{10} [0-9a-f]{8}|\d+ \d+ (set|del|lost|grace) .* [0-9a-f]{8})$/;
   const docs: Array<[string, string]> = [['man/nfsdcltrack.8', man]];
-  for (const rel of ['README.md', 'docs/format.md']) docs.push([rel, read(rel)]);
+  for (const rel of ['README.md', 'docs/format.md', 'docs/ha.md']) docs.push([rel, read(rel)]);
   for (const [name, text] of docs) {
     let n = 0;
     for (const raw of text.split('\n')) {

@@ -280,6 +280,7 @@ t.test('the real build: the cld daemon, its man page and unit, staged; the stage
   has('RequiresMountsFor=/srv/nfs/state');
   has('Before=nfs-server.service');
   has('PartOf=nfs-server.service');
+  has('StateDirectory=nfsdcltrack-ts');
   has('DefaultDependencies=no');
   has('Type=forking');
   has('ExecStart=/usr/local/sbin/nfsdcld-ts');

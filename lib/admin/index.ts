@@ -43,7 +43,7 @@ grace a client of the recovery epoch may reclaim), the first 8 hex digits of
 its princhash in each ("-": none), and the id as text where it is printable
 ("-" when not). Reads without the lock: safe while the kernel's upcalls write.
 
-  --json   one JSON document: {"storagedir", "healthy", "problems", "count",
+  --json   one JSON document: {"storagedir", "store_id", "healthy", "problems", "count",
            "epochs": {"current", "recovery"}, "clients": [{"id", "name",
            "time", "epoch" (the time in seconds), "version", "cld_epochs":
            [{"epoch", "princhash" (64 hex digits or null)}], "may_reclaim"}]}
@@ -54,9 +54,13 @@ its princhash in each ("-": none), and the id as text where it is printable
 Counts (clients, v4.0 and v4.1+, records older than the boot time and clients
 still expected to reclaim), the cld epochs (current, recovery, and whether a
 grace period is in progress), snapshot and journal sizes, the lock's state,
-the store's format version, the filesystem, and warnings (a volatile filesystem such as
+the store's format version, the filesystem, the store's id, its position
+(gen and journal entry) against how far this node served it, the node that
+served it last (docs/ha.md), and warnings (a volatile filesystem such as
 tmpfs, a damaged store, leftover temporary files, a journal past its
-compaction threshold). Exit 1 when the store is damaged.
+compaction threshold, a store that has moved from another node). Exit 1 when
+the store is damaged, or when this node's front ends would refuse it (the
+pinned store-id, storage-mountpoint, a rollback).
 
   --boot-time T   epoch seconds of the server boot to count against
                   (default: this machine's boot time, from /proc/stat)
@@ -245,7 +249,7 @@ export async function runAdmin(argv: string[], ctx: AdminContext): Promise<numbe
         const defaultDir = resolveStoragedir(undefined, ctx.env, () => undefined, ctx.defaultStoragedir);
         const r = status(store, ctx.env, boot, defaultDir);
         io.out(p.opts.json ? JSON.stringify(r, null, 2) + '\n' : formatStatus(r));
-        return r.healthy ? OK : PROBLEM;
+        return r.healthy && r.ha.refused.length === 0 ? OK : PROBLEM;
       }
       case 'verify': {
         if (p.operands.length > 0) return usage(`unexpected argument '${p.operands[0]}'`);

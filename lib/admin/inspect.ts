@@ -5,6 +5,9 @@ import * as os from 'os';
 import * as path from 'path';
 import { FORMAT_VERSION, type ClientRecord, type Epochs } from '../store/format';
 import { memberships, recoveryMembership } from '../tracking';
+import { mountOf, mountVerdict, rollbackVerdict, stateDirOf, thisNode, type MountInfo } from '../ha';
+import { loadTrackConfig } from '../config';
+import { pinVerdict, readSeen, readServed, readStoreId, seenPath, type Position, type Served } from '../store/identity';
 import { lockVerdict } from '../store/lock';
 import { compactThreshold } from '../store/policy';
 import { DEFAULT_COMPACT_BYTES, JOURNAL_NAME, SNAPSHOT_NAME, SNAPSHOT_TMP_NAME, Store, type StoreView } from '../store/store';
@@ -64,7 +67,7 @@ export function list(store: Store, json: boolean): ListResult {
     const ok = view.healthy && damagedLines === 0 && !unsorted;
     if (json) {
       const ep = view.epochs;
-      const doc = { storagedir: store.dir, healthy: ok, problems: warnings, count: records.length, epochs: ep, clients: records.map((r) => listed(r, ep)) };
+      const doc = { storagedir: store.dir, store_id: readStoreId(store.dir).id, healthy: ok, problems: warnings, count: records.length, epochs: ep, clients: records.map((r) => listed(r, ep)) };
       return { text: JSON.stringify(doc, null, 2) + '\n', warnings: [], ok };
     }
     const rows: string[][] = [['ID', 'VERSION', 'TIME', 'EPOCHS', 'PRINCHASH', 'CLIENT']];
@@ -82,47 +85,7 @@ export function list(store: Store, json: boolean): ListResult {
 
 // --- status -----------------------------------------------------------------
 
-export interface MountInfo {
-  mountPoint: string;
-  fsType: string;
-  source: string;
-  options: string;
-}
-
-const unescapeMount = (s: string): string => s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
-
-/** The mount holding `p` (the nearest existing ancestor of it), from /proc/self/mountinfo. */
-export function mountOf(p: string, mountinfo = '/proc/self/mountinfo'): MountInfo | null {
-  let real = path.resolve(p);
-  for (;;) {
-    try {
-      real = fs.realpathSync(real);
-      break;
-    } catch {
-      const up = path.dirname(real);
-      if (up === real) return null;
-      real = up;
-    }
-  }
-  let text: string;
-  try {
-    text = fs.readFileSync(mountinfo, 'utf8');
-  } catch {
-    return null;
-  }
-  let best: MountInfo | null = null;
-  for (const line of text.split('\n')) {
-    const sep = line.indexOf(' - ');
-    if (sep < 0) continue;
-    const left = line.slice(0, sep).split(' ');
-    const right = line.slice(sep + 3).split(' ');
-    const mp = unescapeMount(left[4] ?? '');
-    if (!(mp === '/' || real === mp || real.startsWith(mp + '/'))) continue;
-    if (best && mp.length < best.mountPoint.length) continue;
-    best = { mountPoint: mp, fsType: right[0] ?? '?', source: unescapeMount(right[1] ?? '?'), options: left[5] ?? '' };
-  }
-  return best;
-}
+export { mountOf, type MountInfo } from '../ha';
 
 const VOLATILE = new Set(['tmpfs', 'ramfs', 'devtmpfs', 'hugetlbfs', 'proc', 'sysfs']);
 const NETWORK = new Set(['nfs', 'nfs4', 'cifs', 'smb3', '9p', 'ceph', 'glusterfs', 'fuse.sshfs', 'afs']);
@@ -224,7 +187,72 @@ export interface StatusReport {
   snapshot: { gen: number | null; records: number | null; bytes: number; ageSeconds: number } | null;
   journal: { gen: number | null; entries: number; bytes: number; tornBytes: number; compactAtBytes: number } | null;
   lock: LockState;
+  ha: HaStatus;
   warnings: string[];
+}
+
+/** The store's identity and travels, and this node's view of them (docs/ha.md). */
+export interface HaStatus {
+  storeId: string | null;
+  /** nfs.conf store-id, when set. */
+  pinned: string | null;
+  position: Position;
+  stateDir: string;
+  /** This node's note of how far it served the store; null when it has none. */
+  seen: (Position & { time: number }) | null;
+  rolledBack: boolean;
+  node: { host: string; machineId: string };
+  /** The latest start of a server on this store (clients.served), and whether it was this node. */
+  lastServed: (Served & { thisNode: boolean }) | null;
+  /** When this node serves it now: the other node that served it before (a failover), if any. */
+  tookOverFrom: Served | null;
+  /** Why a front end configured as this node's would refuse the store (pin, mount point, rollback). */
+  refused: string[];
+}
+
+const SCOPE_ADVICE =
+  "clients reclaim their state on this node only if nfsd's server scope is the same on both nodes (rpc.nfsd -S/--scope, nfs.conf [nfsd] scope; the Pacemaker nfsserver agent's nfs_server_scope parameter): see docs/ha.md";
+
+function haStatus(dir: string, position: Position, env: Record<string, string | undefined>, warnings: string[]): HaStatus {
+  const conf = loadTrackConfig(env, () => undefined);
+  const node = thisNode(env);
+  const idState = readStoreId(dir);
+  const stateDir = stateDirOf(env, conf);
+  const refused: string[] = [];
+  if (conf.storeId !== undefined) {
+    const why = pinVerdict(dir, conf.storeId);
+    if (why) refused.push(why);
+  }
+  if (conf.storageMountpoint !== undefined) {
+    const why = mountVerdict(dir, conf.storageMountpoint);
+    if (why) refused.push(why);
+  }
+  if (idState.damaged) warnings.push(`${dir}/clients.id is damaged: the store's identity is unknown (a pinned node refuses it); see docs/ha.md`);
+  let seen: HaStatus['seen'] = null;
+  let rolledBack = false;
+  if (idState.id) {
+    const s = readSeen(stateDir, idState.id);
+    if (s === 'damaged') warnings.push(`${seenPath(stateDir, idState.id)} is damaged: this node cannot tell whether the store was rolled back`);
+    else if (s !== 'none') seen = s;
+    const why = rollbackVerdict(stateDir, idState.id, position);
+    rolledBack = why !== null;
+    if (why) refused.push(why);
+  }
+  if (!fs.existsSync(stateDir)) warnings.push(`this node has no state dir ${stateDir}: it cannot notice a rollback of the store (mkdir -m 0700 ${stateDir}; docs/ha.md)`);
+  const served = readServed(dir);
+  const last = served.length > 0 ? served[served.length - 1] : null;
+  const lastServed = last ? { ...last, thisNode: last.machineId === node.machineId } : null;
+  let tookOverFrom: Served | null = null;
+  if (lastServed && !lastServed.thisNode) {
+    warnings.push(`the store has moved: it was last served by ${last!.host} (machine id ${last!.machineId}) from ${isoTime(last!.time)}, not by this node (${node.host}); ${SCOPE_ADVICE}`);
+  } else if (lastServed) {
+    tookOverFrom = served.slice(0, -1).reverse().find((s) => s.machineId !== node.machineId) ?? null;
+    if (tookOverFrom) {
+      warnings.push(`the store has moved: this node took it over at ${isoTime(lastServed.time)} from ${tookOverFrom.host} (machine id ${tookOverFrom.machineId}, serving from ${isoTime(tookOverFrom.time)}); ${SCOPE_ADVICE}`);
+    }
+  }
+  for (const r of refused) warnings.push(`REFUSED: ${r}`);
+  return { storeId: idState.id, pinned: conf.storeId ?? null, position, stateDir, seen, rolledBack, node, lastServed, tookOverFrom, refused };
 }
 
 export function status(store: Store, env: Record<string, string | undefined>, bootTimeOpt: number | null, defaultDir?: string): StatusReport {
@@ -259,6 +287,7 @@ export function status(store: Store, env: Record<string, string | undefined>, bo
     if (j && j.parsed.tornBytes > 0) warnings.push(`the journal ends in a torn write of ${j.parsed.tornBytes} bytes (a writer was killed); ignored, and cut by the next writer`);
     warnings.push(...dirWarnings(dir));
     const lock = lockState(dir, defaultDir);
+    const ha = haStatus(dir, view.position, env, warnings);
     if (lock.state === 'stale') warnings.push(`a stale lock (${age(lock.ageSeconds!)} old) is left by a writer that died; the next writer takes it over`);
     return {
       storagedir: dir,
@@ -282,6 +311,7 @@ export function status(store: Store, env: Record<string, string | undefined>, bo
         ? { gen: j.parsed.gen, entries: j.parsed.entries.length, bytes: j.size, tornBytes: j.parsed.tornBytes, compactAtBytes: compactAt }
         : null,
       lock,
+      ha,
       warnings,
     };
   } finally {
@@ -308,7 +338,7 @@ function dirWarnings(dir: string): string[] {
   } catch (e) {
     w.push(`cannot read the storage dir: ${(e as Error).message}`);
   }
-  const temps = names.filter((n) => n === SNAPSHOT_TMP_NAME || /^clients\.(snap|journal)\.[0-9a-f]{6,}$/.test(n));
+  const temps = names.filter((n) => n === SNAPSHOT_TMP_NAME || /^clients\.(snap|journal|id|served)\.[0-9a-f]{6,}$/.test(n));
   if (temps.length > 0) w.push(`leftover temporary file(s) of an interrupted write: ${temps.join(', ')} (harmless; replaced by the next compaction)`);
   const damaged = names.filter((n) => n.includes('.damaged-'));
   if (damaged.length > 0) w.push(`${damaged.length} damaged file(s) kept aside by a repair or compaction: ${damaged.join(', ')} (delete them once you no longer need them)`);
@@ -348,6 +378,14 @@ export function formatStatus(r: StatusReport): string {
     lockText = `stale (last refreshed ${age(l.ageSeconds!)} ago; its holder is gone)`;
   }
   rows.push(['lock', lockText]);
+  const h = r.ha;
+  rows.push(['store id', `${h.storeId ?? 'none yet (made at the next init or compaction)'}${h.pinned === null ? '' : h.pinned === h.storeId ? ' (pinned by store-id)' : ` (store-id ${h.pinned} is pinned: REFUSED)`}`]);
+  rows.push(['position', `gen ${h.position.gen}, entry ${h.position.seq}${h.seen ? `; this node served it to gen ${h.seen.gen}, entry ${h.seen.seq} (${isoTime(h.seen.time)})${h.rolledBack ? ': ROLLED BACK' : ''}` : ''}`]);
+  if (h.lastServed) {
+    const ls = h.lastServed;
+    rows.push(['last served', `by ${ls.host}${ls.thisNode ? ' (this node)' : ` (machine id ${ls.machineId}; this node is ${h.node.host})`} from ${isoTime(ls.time)}`]);
+  }
+  if (h.tookOverFrom) rows.push(['served before', `by ${h.tookOverFrom.host} (machine id ${h.tookOverFrom.machineId}) from ${isoTime(h.tookOverFrom.time)}`]);
   let out = table(rows.map(([k, v]) => [k + ':', v]), 40);
   if (r.warnings.length > 0) out += '\nwarnings:\n' + r.warnings.map((w) => `  - ${w}\n`).join('');
   return out;

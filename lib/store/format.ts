@@ -18,6 +18,11 @@
 // line is "<hexid|-> <time> <sess>", a state "<time> <sess>"): they are read
 // as members of epoch 1, the epoch a store starts in, with no princhash.
 //
+// The store's identity (clients.id) and its travels (clients.served) are
+// files of their own (identity.ts), outside this versioning: adding them
+// changed neither file's version, and a store without them (older) is read
+// as before and gets its id at its next init or compaction.
+//
 // Epochs are nfsdcld's (lib/tracking.ts): a client is recorded in the
 // current epoch and, during grace, may also be in the recovery epoch. A
 // membership in any other epoch is dead, and so is a record with no live one.
@@ -98,7 +103,7 @@ export function sameState(a: RecState | null, b: RecState | null): boolean {
   );
 }
 
-function seal(body: string): string {
+export function seal(body: string): string {
   return `${body} ${crcHex(body)}\n`;
 }
 

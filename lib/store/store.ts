@@ -20,6 +20,7 @@ import {
 } from './format';
 import { fsyncDir, lexists, openAppend, openRead, openWrite, readBytes, replaceSmallFile } from './fsutil';
 import { parseJournal, reclaimingDelta, resolveJournal, type JournalFacts, type ParsedJournal } from './journal';
+import { createStoreId, pinVerdict, readStoreId, StoreRefused, type Position } from './identity';
 import { acquireLock, DEFAULT_LOCK, LockLost, type HeldLock, type LockOptions } from './lock';
 import { compactThreshold } from './policy';
 import { SnapshotReader, writeSnapshotFile } from './snapshot';
@@ -50,6 +51,10 @@ export interface StoreOptions {
    * the journal when it is idle.
    */
   deferCompaction?: boolean;
+  /** The store id this store must have (nfs.conf store-id): any other, or none, is refused (StoreRefused). */
+  storeId?: string;
+  /** Another reason to refuse the store, asked before every read and write; null to serve it. */
+  guard?: () => string | null;
 }
 
 /** Nothing was renamed: the store is as it was. */
@@ -119,6 +124,12 @@ export class StoreView {
 
   get gen(): number {
     return this.snapshot?.header?.gen ?? this.journal?.parsed.gen ?? 0;
+  }
+
+  /** How far the store has got: its generation, and the journal's last entry on top of it (0: none). */
+  get position(): Position {
+    const j = this.journal?.parsed;
+    return { gen: this.gen, seq: j && j.gen === this.gen ? j.lastSeq : 0 };
   }
 
   /**
@@ -224,6 +235,10 @@ export class Store {
   private readonly deferCompaction: boolean;
   private compactionDue = false;
   private held: HeldLock | null = null;
+  private readonly pin: string | undefined;
+  private readonly guard: (() => string | null) | undefined;
+  /** Where this process's last write left the store (a journal append, or a new generation at seq 0). */
+  lastWritten: Position | null = null;
 
   constructor(opts: StoreOptions) {
     this.dir = opts.dir;
@@ -234,6 +249,23 @@ export class Store {
     this.compactBytes = opts.compactBytes ?? DEFAULT_COMPACT_BYTES;
     this.lockOpts = { ...DEFAULT_LOCK, ...opts.lock };
     this.deferCompaction = opts.deferCompaction === true;
+    this.pin = opts.storeId;
+    this.guard = opts.guard;
+  }
+
+  /** Refuse a store we must not serve (StoreRefused): the pin and the guard, when set. */
+  vet(): void {
+    const why = this.guard?.() ?? (this.pin === undefined ? null : pinVerdict(this.dir, this.pin));
+    if (why !== null) throw new StoreRefused(`refusing to serve the store in ${this.dir}: ${why}`);
+  }
+
+  /** The store's id, made now (under the lock) if it has none yet; null when clients.id is damaged. */
+  async ensureId(): Promise<string | null> {
+    this.vet();
+    // The lock only to make one: a store that has its id is not written (nor locked) at every start.
+    const have = readStoreId(this.dir);
+    if (have.id !== null || have.damaged) return have.id;
+    return this.locked(async () => createStoreId(this.dir, this.now()));
   }
 
   /** Current time for new records, in seconds. */
@@ -247,6 +279,7 @@ export class Store {
    * opened means one ran in between: read again.
    */
   read(): StoreView {
+    if (!this.held) this.vet();
     for (let attempt = 0; ; attempt++) {
       const snapshot = SnapshotReader.open(this.snapshotPath);
       const journal = readJournal(this.journalPath);
@@ -444,6 +477,8 @@ export class Store {
   // --- internals -----------------------------------------------------------
 
   private async locked<T>(fn: () => Promise<T>): Promise<T> {
+    // Before the lock: a refused directory is not even written a lock into.
+    this.vet();
     this.compromised = false;
     const held = await acquireLock(this.dir, {
       ...this.lockOpts,
@@ -466,6 +501,7 @@ export class Store {
   /** A brand-new store gets an empty snapshot and journal, snapshot first. */
   private async createFiles(): Promise<boolean> {
     if (lexists(this.snapshotPath) || lexists(this.journalPath)) return false;
+    createStoreId(this.dir, this.now());
     replaceSmallFile(this.dir, this.snapshotPath, encodeSnapshotHeader({ gen: 1, records: 0, v40: 0, times: 0 }));
     await crashPoint('store-snapshot-created');
     replaceSmallFile(this.dir, this.journalPath, encodeJournalHeader(1));
@@ -576,6 +612,7 @@ export class Store {
       // The write may have gone to a journal another writer has already folded away.
       this.checkHeld('while writing');
       if (fs.lstatSync(this.journalPath).ino !== fs.fstatSync(fd).ino) throw new LockLost(`${this.journalPath} was replaced while writing`);
+      this.lastWritten = { gen: entries[0].gen, seq: entries[entries.length - 1].seq };
       return before + data.length;
     } finally {
       fs.closeSync(fd);
@@ -629,6 +666,9 @@ export class Store {
     this.checkHeld('before resetting the journal');
     replaceSmallFile(this.dir, this.journalPath, encodeJournalHeader(gen));
     await crashPoint('journal-reset');
+    this.lastWritten = { gen, seq: 0 };
+    // A store older than its id gets one here (a compaction is rare: nothing on the hot path).
+    createStoreId(this.dir, this.now());
   }
 
   /** Keep a damaged snapshot for the administrator before replacing it. */
