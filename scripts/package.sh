@@ -63,6 +63,11 @@
 #       spelling-error-in-binary tags on it are informational.)
 #   The launchers' interpreter, usr/lib/nfsdcltrack-ts/nocaps, is a file of
 #       the package (lintian does not tag such an interpreter unusual).
+#   shared-library-lacks-prerequisites [nocaps]: overridden. nocaps is a
+#       static position-independent executable (ELF type ET_DYN with no
+#       PT_INTERP, as gcc -static-pie makes), which lintian takes for a
+#       shared library; it calls no library at all, only the kernel, so there
+#       is no prerequisite to declare (scripts/nocaps.S).
 #   systemd-service-file-refers-to-unusual-wantedby-target nfs-server.service:
 #       overridden. nfsdcld-ts.service stands in for nfsdcld.service, which is
 #       wanted by nfs-server.service in the same way, and must be started
@@ -145,6 +150,8 @@ cat > "$PKG/usr/share/lintian/overrides/$NAME" <<EOF
 $NAME: embedded-library libjpeg [usr/lib/$NAME/runtime/bun]
 $NAME: hardening-no-pie [usr/lib/$NAME/runtime/bun]
 $NAME: hardening-no-relro [usr/lib/$NAME/runtime/bun]
+# A static-pie program that links nothing, not a shared library.
+$NAME: shared-library-lacks-prerequisites [usr/lib/$NAME/nocaps]
 # In nfsdcld.service's place, wanted by nfs-server.service as it is.
 $NAME: systemd-service-file-refers-to-unusual-wantedby-target nfs-server.service [lib/systemd/system/nfsdcld-ts.service]
 EOF

@@ -37,6 +37,29 @@ t.test('a holder blocked 6 s in fdatasync keeps its lock; the waiter waits for i
   fs.rmSync(root, { recursive: true, force: true });
 });
 
+t.test('writers queued behind each other: a waiter waits while the lock changes hands, past waitMs in all', async (t) => {
+  // A reclaim storm under load: each holder keeps the lock 3.5 s (blocked,
+  // as in a slow fdatasync), four in a row, so the last of them waits ~14 s,
+  // more than the 10 s a single holder may keep them. Before, they gave up
+  // at 10 s in all: create exited 135 and the client's record was lost.
+  const root = tmpdir('relay');
+  const dir = path.join(root, 'store');
+  await buildStore(dir, baseRecords());
+  const ids = ['6a01', '6a02', '6a03', '6a04'];
+  const runs = [];
+  for (const id of ids) {
+    runs.push(run(dir, ['create', id], { env: { ...SESSION, NFSDCLTRACK_CRASH_AT: 'lock-taken:block:3500' } }));
+    await sleep(150);
+  }
+  const last = run(dir, ['create', '6a05'], { env: SESSION });
+  const rs = await Promise.all([...runs, last]);
+  rs.forEach((r, i) => t.equal(r.status, 0, `create ${i + 1} of 5 acknowledged after ${r.ms} ms: ${r.stderr.trim()}`));
+  const longest = Math.max(...rs.map((r) => r.ms));
+  t.ok(longest > 10_000, `the longest waiter waited past 10 s in all (${longest} ms)`);
+  t.ok([...ids, '6a05'].every((id) => proven(dir, id)), 'every record is there');
+  fs.rmSync(root, { recursive: true, force: true });
+});
+
 t.test('a gracedone robbed while writing its snapshot renames nothing', async (t) => {
   // The lock is taken from the blocked holder as a waiter on another node
   // would (by the mtime heartbeat, which a blocked process cannot renew).

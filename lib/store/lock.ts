@@ -1,7 +1,11 @@
 // The writers' lock: a directory, clients.lock, in the storage dir (the
 // protocol proper-lockfile uses: mkdir takes it, its mtime is a heartbeat).
 // Every wait is bounded, because the kernel waits for us uninterruptibly: a
-// waiter gives up after `waitMs`.
+// waiter gives up when one holder has kept the lock for `waitMs`, or after
+// PATIENCE times that in all. Not after waitMs in all: in a reclaim storm
+// the writers queue behind each other, each holding the lock briefly, and a
+// waiter that gave up then would lose a client's record (a create exiting
+// 135: the client's next reclaim is refused).
 //
 // Who holds it. Right after the mkdir the holder creates, inside it, an empty
 // file whose name says who it is: owner.<pid>.<start>.<host>.<token>, where
@@ -330,14 +334,20 @@ function claim(lockPath: string): string {
   return file;
 }
 
+/** How many times waitMs a waiter waits in all while the lock changes hands. */
+export const PATIENCE = 6;
+
 /**
  * Take the lock: one mkdir and one empty file when it is free. A waiter polls
  * (a writer holds the lock for a few ms), takes over a dead holder's lock,
- * and gives up at waitMs. Synchronous file calls: no thread pool.
+ * and gives up when one holder has kept it for waitMs (or at PATIENCE times
+ * that in all). Synchronous file calls: no thread pool.
  */
 export async function acquireLock(dir: string, opts: LockOptions): Promise<HeldLock> {
   const lockPath = path.join(dir, LOCK_NAME);
-  const deadline = Date.now() + opts.waitMs;
+  const started = Date.now();
+  let holder: string | null = null;
+  let heldSince = started;
   const staleMs = Math.max(2000, opts.staleMs);
   let pause = 1;
   for (;;) {
@@ -349,8 +359,17 @@ export async function acquireLock(dir: string, opts: LockOptions): Promise<HeldL
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       if (takeOverIfDead(dir, lockPath, staleMs)) continue;
-      if (Date.now() >= deadline) {
-        throw new ErrnoError(EREMOTEIO, `timed out after ${opts.waitMs} ms waiting for ${lockPath}`);
+      const now = Date.now();
+      const id = look(lockPath)?.id ?? null;
+      if (id !== holder) {
+        holder = id;
+        heldSince = now;
+      }
+      if (now - heldSince >= opts.waitMs) {
+        throw new ErrnoError(EREMOTEIO, `timed out: one holder kept ${lockPath} for ${opts.waitMs} ms`);
+      }
+      if (now - started >= opts.waitMs * PATIENCE) {
+        throw new ErrnoError(EREMOTEIO, `timed out after ${now - started} ms waiting for ${lockPath} (it kept changing hands)`);
       }
       await sleep(pause + Math.random() * pause, opts.blockingWait === true);
       // Writers hold the lock for a few ms: poll often rather than idle.
