@@ -16,15 +16,16 @@ export E2E_WORK=${E2E_WORK:-/tmp/kernel-e2e-storm}
 export E2E_OUT=${E2E_OUT:-$E2E_WORK/out}
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 t0=$(date -u +%H:%M)
-bash test/kernel-e2e/run-all.sh
-rc=$?
+mkdir -p "$E2E_WORK"
+bash test/kernel-e2e/run-all.sh 2>&1 | tee "$E2E_WORK/storm-e2e.log"
+rc=${PIPESTATUS[0]}
 [ -s "$E2E_OUT/s/storm.tsv" ] || exit $rc
 {
     echo "# Reclaim storm under the real nfsd (kernel e2e boot 5, R1)"
     echo
     echo "Written by \`bench/storm-e2e.sh\` ($(date -u +%F), $t0-$(date -u +%H:%M) UTC): $E2E_STORM_CLIENTS clients, each in its own"
     echo "network and UTS namespace of one qemu VM (Debian 12's kernel $(ls "$E2E_WORK/kroot/lib/modules" 2>/dev/null), 2 vCPUs,"
-    echo "$(grep -o 'tcg\|kvm' "$E2E_OUT/report.txt" | tail -1)); host: $(nproc) × $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1),"
+    echo "$(sed -n 's/^kernel-e2e: total .*; \(tcg\|kvm\)).*/\1/p' "$E2E_WORK/storm-e2e.log")); host: $(nproc) × $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1),"
     echo "load average $load0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (a shared machine: other"
     echo "jobs ran beside it). Grace end: from the kernel's \"NFSD: starting N-second grace"
     echo "period\" to its GraceDone/gracedone upcall, with only the v4.1+ clients to reclaim;"
