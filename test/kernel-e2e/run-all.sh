@@ -19,7 +19,10 @@
 #   server, boot 4 (role d)  same disk: D6 part 2, the store read back, the daemon
 #                            offers its records to the kernel; then D7-D10: switching
 #                            from nfsdcld and the C nfsdcltrack, a v4.0 client across two
-#                            restarts, a container, capabilities (E2E_BOOTS=e: alone, boot 5)
+#                            restarts, a container, capabilities (E2E_BOOTS=e: alone, boot 6)
+#   server, boot 5 (role s)  R1 a reclaim storm: E2E_STORM_CLIENTS clients (each in its own
+#                            network and UTS namespace, in the same VM) reclaim their locks
+#                            under our daemon, nfsdcld, our upcall program and the C one
 # See README.md beside this file.
 #
 # Prints one summary line per scenario, then "kernel-e2e: N passed, M failed".
@@ -35,8 +38,11 @@
 #   E2E_GRACE=10 E2E_GRACE_B=15 E2E_LEASE=10   nfsd grace/lease seconds (boot 1, boot 2)
 #   E2E_ACCEL=auto|kvm|tcg      E2E_NO_APT=1: never call apt-get
 #   E2E_REQUIRE=1               a SKIP is a failure
-#   E2E_BOOTS="a c"             which server boots run: a (with b and the client) and/or c
-#                               (the cld daemon); both by default (development knob; e: D7-D10 alone)
+#   E2E_BOOTS="a c s"           which server boots run: a (with b and the client), c (the
+#                               cld daemon, with d and D7-D10), s (the reclaim storm); all by default
+#                               (development knob; e: D7-D10 alone, boot 6)
+#   E2E_STORM_CLIENTS=10 E2E_STORM_GRACE=300 E2E_STORM_REPEAT=3              boot s (R1)
+#   E2E_STORM_TRACKERS=daemon,nfsdcld,cli,c
 set -uo pipefail
 T_START=$(date +%s.%N)
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -44,7 +50,9 @@ REPO=$(cd "$HERE/../.." && pwd)
 WORK=${E2E_WORK:-/tmp/kernel-e2e}
 OUT=${E2E_OUT:-$WORK/ts-out}
 LEASE=${E2E_LEASE:-10}; GRACE=${E2E_GRACE:-10}; GRACE_B=${E2E_GRACE_B:-15}; GRACE_C=${E2E_GRACE_C:-10}
-BOOTS=${E2E_BOOTS:-a c}
+BOOTS=${E2E_BOOTS:-a c s}
+STORM_CLIENTS=${E2E_STORM_CLIENTS:-10}; GRACE_S=${E2E_STORM_GRACE:-300}; STORM_TRACKERS=${E2E_STORM_TRACKERS:-daemon,nfsdcld,cli,c}
+STORM_REPEAT=${E2E_STORM_REPEAT:-3}
 PROG=${E2E_PROG:-}
 
 log() { echo "[kernel-e2e $(date +%T)] $*" >&2; }
@@ -156,7 +164,7 @@ for m in virtio_pci 9pnet_virtio 9p overlay; do
 # Installed once here with DESTDIR (as a distribution package is built), then
 # copied into each VM's / : both boots run the same build even if dist/ is
 # rebuilt meanwhile, and the VMs test exactly what install.sh produced.
-rm -rf "$OUT"; mkdir -p "$OUT"/{a,b,client,c,d,e,markers}
+rm -rf "$OUT"; mkdir -p "$OUT"/{a,b,client,c,d,e,s,markers}
 OURS_ROOT=$WORK/ours-root
 if [ -z "$PROG" ]; then
     rm -rf "$OURS_ROOT"
@@ -208,8 +216,8 @@ wait_exit() {  # PID TIMEOUT: wait for a VM to power off, kill it at the time-ou
     done
     wait "$1" 2>/dev/null; return 0
 }
-CLIENT_PID= A_PID= B_PID= C_PID= D_PID= E_PID=
-cleanup() { for p in $A_PID $B_PID $CLIENT_PID $C_PID $D_PID $E_PID; do alive "$p" && kill -9 "$p" 2>/dev/null; done; }
+CLIENT_PID= A_PID= B_PID= C_PID= D_PID= E_PID= S_PID=
+cleanup() { for p in $A_PID $B_PID $CLIENT_PID $C_PID $D_PID $E_PID $S_PID; do alive "$p" && kill -9 "$p" 2>/dev/null; done; }
 trap cleanup EXIT
 
 # boot_failed ROLE PID RC: the VM did not reach its script: SKIP (qemu cannot run here)
@@ -264,14 +272,24 @@ case " $BOOTS " in *" c "*)
 ;;
 esac
 case " $BOOTS " in *" c "*) ;; *" e "*)
-    # boot 5 (development): D7-D10, which boot 4 runs after D6, alone on a disk of their own
-    log "booting the server for the switching, container and capability scenarios alone (boot 5)"
+    # boot 6 (development): D7-D10, which boot 4 runs after D6, alone on a disk of their own
+    log "booting the server for the switching, container and capability scenarios alone (boot 6)"
     vm e vm-server.sh 1024 2 "e2e.grace=$GRACE_C" $switch_disk; E_PID=$VM_PID
     T_E=$(date +%s.%N)
     wait_file "$OUT/e/vm-started" "$E_PID" 150; rc=$?
     [ $rc != 0 ] && boot_failed e "$E_PID" $rc
-    wait_exit "$E_PID" 900 || log "server boot 5 timed out"
-    log "server boot 5 done ($(awk -v a="$T_E" -v b="$(date +%s.%N)" 'BEGIN{printf "%.0f", b-a}') s)"
+    wait_exit "$E_PID" 900 || log "server boot 6 timed out"
+    log "server boot 6 done ($(awk -v a="$T_E" -v b="$(date +%s.%N)" 'BEGIN{printf "%.0f", b-a}') s)"
+;;
+esac
+case " $BOOTS " in *" s "*)
+    log "booting the server for the reclaim storm (boot 5: $STORM_CLIENTS clients)"
+    vm s vm-storm.sh 2048 2 "e2e.grace=$GRACE_S e2e.clients=$STORM_CLIENTS e2e.trackers=$STORM_TRACKERS e2e.repeat=$STORM_REPEAT"; S_PID=$VM_PID
+    T_S=$(date +%s.%N)
+    wait_file "$OUT/s/vm-started" "$S_PID" 150; rc=$?
+    [ $rc != 0 ] && boot_failed s "$S_PID" $rc
+    wait_exit "$S_PID" $((600 + 12 * STORM_CLIENTS + 4 * GRACE_S)) || log "server boot 5 timed out"
+    log "server boot 5 done ($(awk -v a="$T_S" -v b="$(date +%s.%N)" 'BEGIN{printf "%.0f", b-a}') s)"
 ;;
 esac
 trap - EXIT
@@ -288,8 +306,12 @@ echo "==================== upcalls seen by the kernel, boot 2 ==================
 cat "$OUT/b/upcalls.log" 2>/dev/null || echo "(none)"
 echo "==================== cld upcalls seen by the kernel, boot 3 (our daemon) ===================="
 cat "$OUT/c/cld.log" 2>/dev/null || echo "(none)"
+if [ -s "$OUT/s/storm.tsv" ]; then
+    echo "==================== R1: reclaim storm (boot 5; grace seconds from \"starting N-second grace period\" to GraceDone/gracedone) ===================="
+    awk -F'\t' -f "$HERE/storm-table.awk" "$OUT/s/storm.tsv"
+fi
 echo "==================== checks ===================="
-for r in a b client c d e; do
+for r in a b client c d e s; do
     [ -f "$OUT/$r/result.txt" ] && sed "s/^/[$r] /" "$OUT/$r/result.txt" || echo "[$r] (no result file: the VM did not finish; see $OUT/$r/console.log)"
 done
 echo "==================== S4: grace periods (configured vs measured, kernel log) ===================="
@@ -361,16 +383,18 @@ declare -A NAME=(
   [D5]="D5 fallback: no daemon -> the upcall serves the same store; back to the daemon; clients reclaim"
   [D6]="D6 qemu killed with the daemon serving (store on virtio-blk): acknowledged records survive, offered at the next start"
   [D7]="D7 switch from Debian's nfsdcld and from the C nfsdcltrack: main.sqlite imported at our daemon's first start, clients reclaim"
-  [D8]="D8 a v4.0 client holding a lock through two nfsd restarts in a row reclaims both times under our daemon"
+  [D8]="D8 a v4.0 client holding a lock through two nfsd restarts in a row: our daemon as nfsdcld (scenario 8 open)"
   [D9]="D9 a container: its own nfsd, rpc_pipefs and daemon instance; cld there, no upcall; its client reclaims; stores apart"
   [D10]="D10 no capability in any set: the upcall as the kernel runs it, the daemon, the container's daemon"
+  [R1]="R1 reclaim storm: $STORM_CLIENTS clients reclaim under our daemon, nfsdcld, our upcall and the C one; grace ends compared"
 )
 npass=0; nfail=0
-all=$(cat "$OUT"/a/result.txt "$OUT"/b/result.txt "$OUT"/client/result.txt "$OUT"/c/result.txt "$OUT"/d/result.txt "$OUT"/e/result.txt 2>/dev/null)
+all=$(cat "$OUT"/a/result.txt "$OUT"/b/result.txt "$OUT"/client/result.txt "$OUT"/c/result.txt "$OUT"/d/result.txt "$OUT"/e/result.txt "$OUT"/s/result.txt 2>/dev/null)
 TAGS=""; ROLES=""
 case " $BOOTS " in *" a "*) TAGS="S1 S2 S3 S4 S5 S6"; ROLES="a b client";; esac
 case " $BOOTS " in *" c "*) TAGS="$TAGS D1 D2 D3 D4 D5 D6"; ROLES="$ROLES c d";; esac
 case " $BOOTS " in *" c "*) TAGS="$TAGS D7 D8 D9 D10";; *" e "*) TAGS="$TAGS D7 D8 D9 D10"; ROLES="$ROLES e";; esac
+case " $BOOTS " in *" s "*) TAGS="$TAGS R1"; ROLES="$ROLES s";; esac
 for s in setup $TAGS; do
     p=$(printf '%s\n' "$all" | grep -c "^PASS\[$s\]" || true)
     f=$(printf '%s\n' "$all" | grep -c "^FAIL\[$s\]" || true)
@@ -381,7 +405,7 @@ for s in setup $TAGS; do
 done | tee -a "$OUT/report.txt"
 # what the reference programs did where they differ from ours: information, not a check
 printf '%s\n' "$all" | sed -n 's/^NOTE\[\([^]]*\)\]: /kernel-e2e \1 NOTE: /p' | tee -a "$OUT/report.txt"
-npass=$(grep -c '^kernel-e2e [SD][0-9]* *PASS\|^kernel-e2e setup PASS' "$OUT/report.txt" || true)
+npass=$(grep -c '^kernel-e2e [SDR][0-9]* *PASS\|^kernel-e2e setup PASS' "$OUT/report.txt" || true)
 nfail=$(grep -c '^kernel-e2e [A-Za-z0-9]* *FAIL' "$OUT/report.txt" || true)
 # every VM must have finished its part (a VM that died silently is a failure)
 for r in $ROLES; do
