@@ -100,7 +100,8 @@ t.test('compaction waits until every upcall read is answered, then folds the jou
     t.ok(trace.includes('compaction-started'), 'the journal was folded');
     // Each compaction starts only after the fsync and release of the write that made it due.
     const at = trace.indexOf('compaction-started');
-    t.same(trace.slice(at - 2, at), ['lock-released', 'lock-taken'], 'in a transaction of its own');
+    t.equal(trace[at - 1], 'lock-taken', 'in a transaction of its own');
+    t.equal(trace.slice(0, at - 1).filter((p) => p.startsWith('lock-')).pop(), 'lock-released', 'after the one before it was released');
     t.ok(trace.slice(0, at).includes('cld-committed'), 'after the write that made it due was committed and answered');
     const snap = fs.readFileSync(path.join(d.store, 'clients.snap'), 'latin1');
     t.notMatch(snap, /gen=0000000000000001 /, 'a new snapshot generation');
