@@ -17,13 +17,28 @@ export function crc32(s: string, from = 0, to = s.length): number {
   return (c ^ -1) >>> 0;
 }
 
+/** Tables for four bytes a step ("slicing-by-4"): T1[n] is the CRC of n followed by one zero byte, and so on. */
+const [T1, T2, T3] = (() => {
+  const next = (t: Int32Array) => t.map((c) => TABLE[c & 0xff] ^ (c >>> 8));
+  const t1 = next(TABLE);
+  const t2 = next(t1);
+  return [t1, t2, next(t2)];
+})();
+
 /**
  * The same over bytes: indexing a Buffer is a plain load where charCodeAt is
- * a call, which matters in cold code (every upcall checks its whole journal).
+ * a call, which matters in cold code (every upcall checks its whole journal);
+ * four bytes a step, a third of the time (a grace start checks every line of
+ * the snapshot).
  */
 export function crc32Bytes(b: Uint8Array, from: number, to: number): number {
   let c = -1;
-  for (let i = from; i < to; i++) c = TABLE[(c ^ b[i]) & 0xff] ^ (c >>> 8);
+  let i = from;
+  for (const end4 = to - 3; i < end4; i += 4) {
+    c ^= b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24);
+    c = T3[c & 0xff] ^ T2[(c >>> 8) & 0xff] ^ T1[(c >>> 16) & 0xff] ^ TABLE[c >>> 24];
+  }
+  for (; i < to; i++) c = TABLE[(c ^ b[i]) & 0xff] ^ (c >>> 8);
   return (c ^ -1) >>> 0;
 }
 

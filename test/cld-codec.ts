@@ -155,14 +155,20 @@ t.test('framing: unknown versions and reset', async (t) => {
 
 // --- the protocol server in-process (lib/cld/server.ts): its failure paths --------------
 
-t.test('server: group commit, bad names, a store that cannot be written, a pipe that refuses', async (t) => {
+/** The server and store modules, loaded here only, and a store dir removed after the test. */
+async function serverKit(t: { teardown(fn: () => void): void }, prefix: string) {
   const fs = await import('fs');
   const os = await import('os');
   const path = await import('path');
   const { CldServer } = await import('../lib/cld/server');
   const { Store } = await import('../lib/store/store');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cld-server-'));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return { fs, path, CldServer, Store, dir };
+}
+
+t.test('server: group commit, bad names, a store that cannot be written, a pipe that refuses', async (t) => {
+  const { fs, path, CldServer, Store, dir } = await serverKit(t, 'cld-server-');
   const logged: string[] = [];
   const log = { error: (m: string) => logged.push(m), warn: (m: string) => logged.push(m), debug() {}, debugEnabled: false, foreground: true, flush() {} };
   const store = new Store({ dir, log });
@@ -220,9 +226,54 @@ t.test('GraceStart downcalls from one reused buffer are byte for byte the ones e
     fc.property(fc.constantFrom(1, 2), fc.nat(), fc.array(clientArb, { minLength: 1, maxLength: 12 }), (vers, xid, clients) => {
       const gs = encodeMessage({ vers, cmd: Cmd.GraceStart, xid });
       const out = new ClientDowncalls(gs, -EINPROGRESS);
-      return clients.every((c) => out.set(c.name.toString('hex'), c.princhash ? c.princhash.toString('hex') : null).equals(encodeClient(gs, -EINPROGRESS, c)));
+      return clients.every((c) => {
+        const name = c.name.toString('hex');
+        const hex = Buffer.from(name + (c.princhash ? c.princhash.toString('hex') : ''), 'latin1');
+        return out.set(hex, 0, name.length, c.princhash ? name.length : -1).equals(encodeClient(gs, -EINPROGRESS, c));
+      });
     }),
     { numRuns: 500 },
   );
   t.pass('500 sequences, long names after short ones and princhashes after none');
+});
+
+t.test('server: a due compaction waits for a quiet pipe, then runs', async (t) => {
+  const { fs, path, CldServer, Store, dir } = await serverKit(t, 'cld-quiet-');
+  const log = { error() {}, warn() {}, debug() {}, debugEnabled: false, foreground: true, flush() {} };
+  const store = new Store({ dir, log, deferCompaction: true, compactBytes: 1024 });
+  const gen = () => /gen=(\d+)/.exec(fs.readFileSync(path.join(dir, 'clients.snap'), 'latin1'))![1];
+  let answered = 0;
+  let xid = 0;
+  let next: (() => void) | null = null;
+  const server = new CldServer({
+    store,
+    log: log as never,
+    send: () => {
+      answered++;
+      next?.();
+    },
+  });
+  const create = (i: number) => encodeMessage({ vers: 2, cmd: Cmd.Create, xid: ++xid }, { name: name(10 + (i % 200)), princhash: null });
+  server.handle(encodeMessage({ vers: 2, cmd: Cmd.GraceStart, xid: ++xid }));
+  await server.idle();
+  const before = gen();
+  // A storm: each create sent 5 ms after the one before it is answered, 40
+  // of them (~4 KiB of journal). (A 5 ms timer set before the 20 ms quiet
+  // one fires first, however late both are.)
+  let sent = 0;
+  const storm = new Promise<void>((resolve) => {
+    next = () => {
+      if (sent < 40) setTimeout(() => server.handle(create(sent++)), 5);
+      else resolve();
+    };
+  });
+  server.handle(create(sent++));
+  await storm;
+  next = null;
+  t.ok(store.compactionPending, 'the journal is past its threshold');
+  t.equal(gen(), before, 'but nothing was folded while upcalls kept coming');
+  await server.idle();
+  t.notOk(store.compactionPending, 'once the pipe was quiet, the compaction ran');
+  t.not(gen(), before, 'a new snapshot generation');
+  t.equal(answered, 41, 'every upcall answered');
 });

@@ -634,3 +634,145 @@ t.test('verify finds a store written across grace periods sound (prev states as 
   const errors = analyzeStore(dir).findings.filter((f) => f.severity === 'error');
   t.same(errors, [], 'no finding');
 });
+
+// --- the daemon's fast paths: each the same answer as the plain one ---------------
+
+t.test('crc32Bytes, four bytes a step, is zlib crc32 on any range', async (t) => {
+  const { crc32Bytes } = await import('../lib/crc32');
+  const { crc32 } = await import('zlib');
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(), fc.nat(), (a, x, y) => {
+      const b = Buffer.from(a);
+      const from = b.length ? x % b.length : 0;
+      const to = from + (b.length - from ? y % (b.length - from + 1) : 0);
+      return crc32Bytes(b, from, to) === crc32(b.subarray(from, to)) >>> 0;
+    }),
+    { seed: SEED, numRuns: 3000 },
+  );
+  t.pass('3000 ranges');
+});
+
+t.test('a journal parse carried on from an earlier read is the parse from scratch', async (t) => {
+  const { parseJournal } = await import('../lib/store/journal');
+  // Lines as writers leave them: entries, damaged ones, a torn tail, a second header.
+  const lineArb = fc.oneof(
+    { weight: 8, arbitrary: entryArb.map(encodeJournalEntry) },
+    { weight: 1, arbitrary: entryArb.map((e) => encodeJournalEntry(e).replace(/ [0-9a-f]{8}\n$/, ' 00000000\n')) },
+    { weight: 1, arbitrary: fc.constant(encodeJournalHeader(3)) },
+  );
+  const fileArb = fc.tuple(fc.boolean(), fc.array(lineArb, { maxLength: 12 }), fc.string({ maxLength: 30 }));
+  fc.assert(
+    fc.property(fileArb, fileArb, ([h, a, tornA], [, b, tornB]) => {
+      const head = h ? encodeJournalHeader(2) : '';
+      const first = Buffer.from(head + a.join('') + tornA, 'latin1');
+      // What a later read finds: the complete lines as they were, more appended (the torn bytes perhaps cut or completed).
+      const earlier = parseJournal(first);
+      const later = Buffer.concat([first.subarray(0, earlier.completeEnd), Buffer.from(b.join('') + tornB, 'latin1')]);
+      return isDeepStrictEqual(plain(parseJournal(later, earlier)), plain(parseJournal(later)));
+    }),
+    { seed: SEED, numRuns: 1500 },
+  );
+  t.pass('1500 journals read in two goes');
+});
+
+t.test("a store's journal read carried on never hides another writer's change", async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nfsdcltrack-seen-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const daemon = new Store({ dir });
+  const other = new Store({ dir });
+  const id = (s: string) => Buffer.from(s).toString('hex');
+  const put = (store: Store, s: string) => store.mutate((tx) => tx.put(id(s), created(tx.get(id(s)), tx.epochs, { time: 5, session: true, ph: null })));
+  const seen = (s: string) => {
+    const v = daemon.read();
+    try {
+      return { healthy: v.healthy, has: v.get(id(s)) !== null };
+    } finally {
+      v.close();
+    }
+  };
+  await put(daemon, 'a');
+  await put(other, 'b');
+  t.same(seen('b'), { healthy: true, has: true }, 'an append by another process');
+  const journal = path.join(dir, 'clients.journal');
+  const text = fs.readFileSync(journal, 'latin1');
+  const at = text.indexOf(` ${id('a')} `) + 2;
+  fs.writeFileSync(journal, text.slice(0, at) + (text[at] === '0' ? '1' : '0') + text.slice(at + 1), 'latin1');
+  t.same(seen('a'), { healthy: false, has: false }, 'a line damaged in place, same size, same inode');
+  fs.writeFileSync(journal, text, 'latin1');
+  t.same(seen('a'), { healthy: true, has: true }, 'and put back');
+  await other.compact();
+  await put(other, 'c');
+  t.same([seen('a').has, seen('b').has, seen('c').has], [true, true, true], 'a compaction by another process, and a write after it');
+  fs.writeFileSync(journal, encodeJournalHeader(3), 'latin1');
+  t.equal(seen('c').has, false, 'a journal replaced by a shorter one');
+});
+
+t.test('a grace start from the bytes hands out what records() and recoveryMembership give', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nfsdcltrack-raw-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const viaRecords = (store: Store, ep: Epochs) => {
+    const v = store.read();
+    try {
+      return [...store.records(v, undefined, ep)].flatMap((r) => {
+        const m = recoveryMembership(r, ep);
+        return m ? [[r.id, m.ph]] : [];
+      });
+    } finally {
+      v.close();
+    }
+  };
+  const viaBytes = (store: Store, ep: Epochs) => {
+    const v = store.read();
+    const out: [string, string | null][] = [];
+    try {
+      store.eachReclaimable(v, ep, (b, from, to, ph) => {
+        out.push([b.toString('latin1', from, to), ph < 0 ? null : b.toString('latin1', ph, ph + 64)]);
+        return true;
+      });
+      return out;
+    } finally {
+      v.close();
+    }
+  };
+  const recArb = fc.tuple(idArb, stateArb).map(([id, st]) => ({ id, ...st }));
+  await fc.assert(
+    fc.asyncProperty(fc.uniqueArray(recArb, { selector: (r) => r.id, maxLength: 40 }), fc.array(fc.tuple(fc.nat(), fc.option(stateArb)), { maxLength: 8 }), epochsArb, async (recs, changes, ep) => {
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.mkdirSync(dir);
+      const store = new Store({ dir });
+      const sorted = [...recs].sort((a, b) => (keyOf(a.id) < keyOf(b.id) ? -1 : keyOf(a.id) > keyOf(b.id) ? 1 : 0));
+      await store.replaceAll(() => sorted, () => ep);
+      // Journal entries over some of them, and for new ids.
+      await store.mutate((tx) => {
+        for (const [k, st] of changes) tx.put(recs.length && k % 3 ? recs[k % recs.length].id : `ab${k.toString(16).padStart(4, '0')}`, st);
+      });
+      const e: Epochs = { current: ep.current, recovery: ep.recovery };
+      return isDeepStrictEqual(viaBytes(store, e), viaRecords(store, e));
+    }),
+    { seed: SEED, numRuns: 150 },
+  );
+  t.pass('150 stores');
+  // Lines that cross the 256 KiB read chunks, and a damaged one.
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir);
+  const store = new Store({ dir });
+  const ep = { current: 2, recovery: 1 };
+  const long = Array.from({ length: 700 }, (_, i) => ({ id: i.toString(16).padStart(4, '0') + 'c1'.repeat(1000), time: 5, session: true, epoch: 1, ph: i % 2 ? 'f0'.repeat(32) : null, older: null }));
+  await store.replaceAll(() => long, () => ep);
+  const want = viaRecords(store, ep);
+  t.equal(want.length, 700);
+  t.same(viaBytes(store, ep), want, '700 lines of 2 KiB, across three read chunks');
+  const snap = path.join(dir, 'clients.snap');
+  const text = fs.readFileSync(snap, 'latin1');
+  const damaged = text.replace(`\n0100${'c1'.repeat(1000)} 5 1`, `\n0100${'c1'.repeat(1000)} 6 1`);
+  fs.writeFileSync(snap, damaged, 'latin1');
+  const v = store.read();
+  try {
+    const got: string[] = [];
+    store.eachReclaimable(v, ep, (b, from, to) => got.push(b.toString('latin1', from, to)) > 0);
+    t.equal(got.length, 699, 'the damaged line is skipped');
+    t.equal(v.snapshot!.damagedSeen, 1, 'and counted');
+  } finally {
+    v.close();
+  }
+});

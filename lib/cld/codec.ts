@@ -96,8 +96,9 @@ export function encodeClient(msg: Buffer, status: number, client: ClientInfo): B
 /**
  * GraceStart's downcalls, one buffer for all of them: a 100,000-client grace
  * start otherwise allocates and collects 100,000 messages. Each set() returns
- * that buffer refilled (the union zeroed, then this client, ids given in
- * hex as the store holds them): write it out before the next set().
+ * that buffer refilled (the union zeroed, then this client, decoded from the
+ * hex digits the store holds, straight from its bytes): write it out before
+ * the next set().
  */
 export class ClientDowncalls {
   readonly buf: Buffer;
@@ -108,18 +109,28 @@ export class ClientDowncalls {
     this.buf = encodeMessage({ vers: h.vers, cmd: h.cmd, xid: h.xid, status });
   }
 
-  set(nameHex: string, princhashHex: string | null): Buffer {
+  /** The client whose name is the hex digits hex[from, to), with the princhash of 64 hex digits at hex[ph] (-1: none). */
+  set(hex: Uint8Array, from: number, to: number, ph: number): Buffer {
     const b = this.buf;
     b.fill(0, CLD_HDR_SIZE, this.used);
-    const len = b.write(nameHex, OFF_NAME, CLD_NAME_MAX, 'hex');
+    const len = unhex(hex, from, Math.min(to, from + 2 * CLD_NAME_MAX), b, OFF_NAME);
     b.writeUInt16LE(len, OFF_NAME_LEN);
     this.used = OFF_NAME + len;
-    if (b[0] === 2 && princhashHex !== null) {
-      b[OFF_PRINC_LEN] = b.write(princhashHex, OFF_PRINC, CLD_PRINCHASH_SIZE, 'hex');
+    if (b[0] === 2 && ph >= 0) {
+      b[OFF_PRINC_LEN] = unhex(hex, ph, ph + 2 * CLD_PRINCHASH_SIZE, b, OFF_PRINC);
       this.used = b.length;
     }
     return b;
   }
+}
+
+const nibble = (c: number): number => (c <= 57 ? c - 48 : (c | 32) - 87);
+
+/** Hex digits src[from, to) as bytes into dst at `at` (the store's ids are checked hex); how many bytes. */
+function unhex(src: Uint8Array, from: number, to: number, dst: Buffer, at: number): number {
+  let n = 0;
+  for (let i = from; i + 1 < to; i += 2) dst[at + n++] = (nibble(src[i]) << 4) | nibble(src[i + 1]);
+  return n;
 }
 
 /** Builds a whole message (an upcall, for tests and drivers); v1 GraceDone may carry cm_gracetime. */

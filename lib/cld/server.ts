@@ -30,16 +30,27 @@ const isWrite = (cmd: number): boolean => cmd === Cmd.Create || cmd === Cmd.Remo
 
 /** Upper bound on one group commit, so a flood cannot grow one transaction without end. */
 const MAX_BATCH = 256;
+/**
+ * A compaction a write made due waits until the pipe has been quiet this
+ * long: in a storm of creates (a reclaim after a reboot) upcalls come in
+ * within a millisecond of the last answer, and folding the journal every few
+ * hundred writes would hold them up (the store folds it anyway once it is far
+ * past its threshold).
+ */
+const QUIET_BEFORE_COMPACTION_MS = 20;
 
 export class CldServer {
   private readonly queue: Buffer[] = [];
   private running: Promise<void> | null = null;
+  /** Ends the wait for a quiet pipe: an upcall came in. */
+  private wake: (() => void) | null = null;
 
   constructor(private readonly opts: ServerOptions) {}
 
   /** Queue an upcall (a whole message); it is answered as soon as its turn comes. */
   handle(msg: Buffer): void {
     this.queue.push(msg);
+    this.wake?.();
     this.running ??= this.drain().finally(() => {
       this.running = null;
     });
@@ -52,9 +63,27 @@ export class CldServer {
 
   private async drain(): Promise<void> {
     await this.serve();
-    // Everything read is answered: now fold the journal, if a write made that due.
-    await this.opts.store.compactIfDue();
-    if (this.queue.length > 0) await this.serve();
+    // Everything read is answered: now fold the journal, if a write made that
+    // due and no upcall comes for a while.
+    while (this.opts.store.compactionPending) {
+      if (await this.quiet(QUIET_BEFORE_COMPACTION_MS)) await this.opts.store.compactIfDue();
+      await this.serve();
+    }
+  }
+
+  /** True after ms without an upcall; false as soon as one comes in. */
+  private quiet(ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.wake = null;
+        resolve(true);
+      }, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        this.wake = null;
+        resolve(false);
+      };
+    });
   }
 
   private async serve(): Promise<void> {
@@ -174,18 +203,19 @@ export class CldServer {
     const out = new ClientDowncalls(msg, -EINPROGRESS);
     const view = store.read();
     try {
-      for (const rec of store.records(view)) {
-        const m = recoveryMembership(rec, ep);
-        if (!m || rec.id === '') continue;
+      // Straight from the snapshot's bytes to the downcall: nothing is built per client.
+      store.eachReclaimable(view, ep, (hex, from, to, ph) => {
+        if (from === to) return true;
         try {
-          this.opts.send(out.set(rec.id, m.ph));
+          this.opts.send(out.set(hex, from, to, ph));
           sent++;
+          return true;
         } catch (e) {
-          log.error(`cannot send client ${rec.id} to the kernel: ${(e as Error).message}`);
+          log.error(`cannot send client ${hex.toString('latin1', from, to)} to the kernel: ${(e as Error).message}`);
           status = -EREMOTEIO;
-          break;
+          return false;
         }
-      }
+      });
     } catch (e) {
       log.error(`cannot read the client store: ${(e as Error).message}`);
       status = -EREMOTEIO;

@@ -130,16 +130,6 @@ export function unseal(line: string): string | null {
 const idField = (id: string): string => (id === '' ? '-' : id);
 const pad = (n: number, w: number): string => String(n).padStart(w, '0');
 
-/** True for 2 to 2048 lowercase hex digits, an even number of them, from..to. */
-function isIdText(s: string, from: number, to: number): boolean {
-  const n = to - from;
-  if (n < 2 || n > 2048 || (n & 1) !== 0) return false;
-  for (let i = from; i < to; i++) {
-    const c = s.charCodeAt(i);
-    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
-  }
-  return true;
-}
 /** 1 to 16 decimal digits of s[from..to), or null. */
 function digits(s: string, from: number, to: number): number | null {
   if (to - from < 1 || to - from > 16) return null;
@@ -205,61 +195,148 @@ export function encodeRecord(r: ClientRecord): string {
 }
 
 const PH_CHARS = 64;
-/** A princhash field s[from..to): "-" (none: null) or 64 lowercase hex digits; undefined when malformed. */
-function phText(s: string, from: number, to: number): string | null | undefined {
-  if (to - from === 1 && s.charCodeAt(from) === 45) return null;
-  return to - from === PH_CHARS && isIdText(s, from, to) ? s.slice(from, to) : undefined;
-}
 
 /**
- * The epoch fields "<epoch> <ph|-> <older epoch|-> <older ph|->" of s[from..to)
- * into r; false when malformed. The older membership is older than the epoch.
+ * A record line's fields, decoded in place as offsets into its bytes: one is
+ * reused for every line of a pass over the snapshot (compaction, a grace
+ * start), which then builds nothing per record that it does not need.
  */
-function epochsInto(r: RecState, s: string, from: number, to: number): boolean {
-  const a = s.indexOf(' ', from);
-  const b = a < 0 ? -1 : s.indexOf(' ', a + 1);
-  const c = b < 0 ? -1 : s.indexOf(' ', b + 1);
-  const d = c < 0 ? -1 : s.indexOf(' ', c + 1);
-  if (c < 0 || c >= to || (d >= 0 && d < to)) return false;
-  const epoch = digits(s, from, a);
-  const ph = phText(s, a + 1, b);
-  if (epoch === null || epoch < 1 || ph === undefined) return false;
-  r.epoch = epoch;
-  r.ph = ph;
-  if (b + 2 === c && s.charCodeAt(b + 1) === 45) {
-    if (c + 2 !== to || s.charCodeAt(c + 1) !== 45) return false;
-    r.older = null;
-    return true;
+export interface RecordFields {
+  /** The sort key (the id field as written: "-" for the empty id) ends here; it starts at the line. */
+  keyEnd: number;
+  /** The id as hex digits: [idStart, idEnd), empty for the empty id. */
+  idStart: number;
+  idEnd: number;
+  time: number;
+  session: boolean;
+  epoch: number;
+  /** Where the epoch's princhash (64 hex digits) starts; -1 for none. */
+  ph: number;
+  /** The older membership's epoch; 0 for none. */
+  olderEpoch: number;
+  olderPh: number;
+  /** A version 1 line (no epoch fields). */
+  v1: boolean;
+}
+
+export const newRecordFields = (): RecordFields => ({ keyEnd: 0, idStart: 0, idEnd: 0, time: 0, session: false, epoch: 1, ph: -1, olderEpoch: 0, olderPh: -1, v1: false });
+
+/** True for 2 to 2048 lowercase hex digits, an even number of them, b[from..to). */
+function isHexAt(b: Uint8Array, from: number, to: number): boolean {
+  const n = to - from;
+  if (n < 2 || n > 2048 || (n & 1) !== 0) return false;
+  for (let i = from; i < to; i++) {
+    const c = b[i]; // inline: a call per byte costs more than the test
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
   }
-  const oe = digits(s, b + 1, c);
-  const oph = phText(s, c + 1, to);
-  if (oe === null || oe < 1 || oe >= epoch || oph === undefined) return false;
-  r.older = { epoch: oe, ph: oph };
   return true;
 }
 
+/** The next space in b[from..to), or -1 (a loop: fields are short, and indexOf is a call into C++ per field). */
+function spaceIn(b: Uint8Array, from: number, to: number): number {
+  for (let i = from; i < to; i++) if (b[i] === 32) return i;
+  return -1;
+}
+
+/** A princhash field b[from..to): -1 for "-" (none), its start for 64 lowercase hex digits, -2 when malformed. */
+function phAt(b: Buffer, from: number, to: number): number {
+  if (to - from === 1 && b[from] === 45) return -1;
+  return to - from === PH_CHARS && isHexAt(b, from, to) ? from : -2;
+}
+
 /**
- * A record line, checked and decoded without split, regex or intermediate
- * strings (only the id): compaction decodes every line of the snapshot, and
- * the garbage of 100,000 naive decodes made up half the process's peak memory.
- * A version 1 line (no epoch fields) is a member of epoch 1.
+ * The epoch fields "<epoch> <ph|-> <older epoch|-> <older ph|->" of b[from..to)
+ * into f; false when malformed. The older membership is older than the epoch.
  */
+function epochsAt(b: Buffer, from: number, to: number, f: RecordFields): boolean {
+  const p = spaceIn(b, from, to);
+  const q = p < 0 ? -1 : spaceIn(b, p + 1, to);
+  const r = q < 0 ? -1 : spaceIn(b, q + 1, to);
+  if (r < 0 || spaceIn(b, r + 1, to) >= 0) return false;
+  const epoch = numberAt(b, from, p);
+  const ph = phAt(b, p + 1, q);
+  if (epoch === null || epoch < 1 || ph === -2) return false;
+  f.epoch = epoch;
+  f.ph = ph;
+  if (q + 2 === r && b[q + 1] === 45) {
+    f.olderEpoch = 0;
+    f.olderPh = -1;
+    return r + 2 === to && b[r + 1] === 45;
+  }
+  const oe = numberAt(b, q + 1, r);
+  const oph = phAt(b, r + 1, to);
+  if (oe === null || oe < 1 || oe >= epoch || oph === -2) return false;
+  f.olderEpoch = oe;
+  f.olderPh = oph;
+  return true;
+}
+
+/** Is b[from..to) a sealed line (body, space, CRC-32 as 8 lowercase hex digits)? Returns the space's offset, or -1. */
+function sealedAt(b: Buffer, from: number, to: number): number {
+  const sp = to - 9;
+  if (sp < from || b[sp] !== 32) return -1;
+  let crc = 0;
+  for (let i = sp + 1; i < to; i++) {
+    const c = b[i];
+    const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
+    if (d < 0) return -1;
+    crc = crc * 16 + d;
+  }
+  return crc32Bytes(b, from, sp) === crc ? sp : -1;
+}
+
+/**
+ * The record line b[from..to) (without its newline), checked and decoded
+ * into f by scanning it once, with no string or object made; false when
+ * damaged. A version 1 line (no epoch fields) is a member of epoch 1.
+ */
+export function decodeRecordAt(b: Buffer, from: number, to: number, f: RecordFields): boolean {
+  const sp = sealedAt(b, from, to);
+  const idEnd = sp < 0 ? -1 : spaceIn(b, from, to);
+  const tEnd = idEnd - from < 1 ? -1 : spaceIn(b, idEnd + 1, to);
+  if (tEnd < 0 || tEnd + 2 > sp) return false;
+  const time = numberAt(b, idEnd + 1, tEnd);
+  const sess = b[tEnd + 1];
+  if (time === null || time > MAX_TIME || (sess !== 48 && sess !== 49)) return false;
+  if (idEnd === from + 1 && b[from] === 45) f.idEnd = from;
+  else if (isHexAt(b, from, idEnd)) f.idEnd = idEnd;
+  else return false;
+  f.keyEnd = idEnd;
+  f.idStart = from;
+  f.time = time;
+  f.session = sess === 49;
+  f.v1 = tEnd + 2 === sp;
+  if (f.v1) {
+    f.epoch = 1;
+    f.ph = -1;
+    f.olderEpoch = 0;
+    f.olderPh = -1;
+    return true;
+  }
+  return b[tEnd + 2] === 32 && epochsAt(b, tEnd + 3, sp, f);
+}
+
+const phOf = (b: Buffer, at: number): string | null => (at < 0 ? null : b.toString('latin1', at, at + PH_CHARS));
+
+/** The record decodeRecordAt found, as an object. */
+export function recordOf(b: Buffer, f: RecordFields): ClientRecord {
+  return {
+    id: f.idEnd === f.idStart ? '' : b.toString('latin1', f.idStart, f.idEnd),
+    time: f.time,
+    session: f.session,
+    epoch: f.epoch,
+    ph: phOf(b, f.ph),
+    older: f.olderEpoch === 0 ? null : { epoch: f.olderEpoch, ph: phOf(b, f.olderPh) },
+  };
+}
+
+/** A record line as text (latin1, no newline); null when damaged. */
 export function decodeRecord(line: string): ClientRecord | null {
-  const sp = sealedEnd(line);
-  const idEnd = sp < 0 ? -1 : line.indexOf(' ');
-  const tEnd = idEnd < 1 ? -1 : line.indexOf(' ', idEnd + 1);
-  if (tEnd < 0 || tEnd + 2 > sp) return null;
-  const time = digits(line, idEnd + 1, tEnd);
-  const sess = line.charCodeAt(tEnd + 1);
-  if (time === null || time > MAX_TIME || (sess !== 48 && sess !== 49)) return null;
-  let id: string;
-  if (idEnd === 1 && line.charCodeAt(0) === 45) id = '';
-  else if (isIdText(line, 0, idEnd)) id = line.slice(0, idEnd);
-  else return null;
-  const rec: ClientRecord = { id, time, session: sess === 49, epoch: 1, ph: null, older: null };
-  if (tEnd + 2 === sp) return rec;
-  if (line.charCodeAt(tEnd + 2) !== 32 || !epochsInto(rec, line, tEnd + 3, sp)) return null;
-  return rec;
+  // A character past latin1 cannot come from a file read as latin1 (nor pass for a byte).
+  if (/[^\x00-\xff]/.test(line)) return null;
+  const b = Buffer.from(line, 'latin1');
+  const f = newRecordFields();
+  return decodeRecordAt(b, 0, b.length, f) ? recordOf(b, f) : null;
 }
 
 /** The sort key of a record line (its first field), without decoding it. */
@@ -340,7 +417,12 @@ function stateAt(b: Buffer, from: number, to: number, spaces: number[]): RecStat
   if (time === null || time > MAX_TIME || (s !== 48 && s !== 49)) return undefined;
   const state: RecState = { time, session: s === 49, epoch: 1, ph: null, older: null };
   if (n === 1) return state;
-  return epochsInto(state, b.toString('latin1', spaces[1] + 1, to), 0, to - spaces[1] - 1) ? state : undefined;
+  const e = newRecordFields();
+  if (!epochsAt(b, spaces[1] + 1, to, e)) return undefined;
+  state.epoch = e.epoch;
+  state.ph = phOf(b, e.ph);
+  state.older = e.olderEpoch === 0 ? null : { epoch: e.olderEpoch, ph: phOf(b, e.olderPh) };
+  return state;
 }
 
 function opAt(b: Uint8Array, from: number, to: number): JournalOp | null {
@@ -355,26 +437,13 @@ function opAt(b: Uint8Array, from: number, to: number): JournalOp | null {
 /** The id field b[from..to): "-" for the empty id, or 1 to 1024 bytes in lowercase hex. */
 function idAt(b: Buffer, from: number, to: number): string | null {
   if (isDash(b, from, to)) return '';
-  if (to - from < 2 || to - from > 2048 || ((to - from) & 1) !== 0) return null;
-  for (let i = from; i < to; i++) {
-    const c = b[i]; // lowercase hex, inline: a call per byte costs more than the test
-    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return null;
-  }
-  return b.toString('latin1', from, to);
+  return isHexAt(b, from, to) ? b.toString('latin1', from, to) : null;
 }
 
 /** The entry line b[from..to) (without its newline), checked and decoded by scanning it once; null when damaged. */
 export function decodeJournalEntryAt(b: Buffer, from: number, to: number): JournalEntry | null {
-  const sp = to - 9;
-  if (sp < from || b[sp] !== 32) return null;
-  let crc = 0;
-  for (let i = sp + 1; i < to; i++) {
-    const c = b[i];
-    const d = c >= 48 && c <= 57 ? c - 48 : c >= 97 && c <= 102 ? c - 87 : -1;
-    if (d < 0) return null;
-    crc = crc * 16 + d;
-  }
-  if (crc32Bytes(b, from, sp) !== crc) return null;
+  const sp = sealedAt(b, from, to);
+  if (sp < 0) return null;
   // Spaces between the body's fields: gen, seq, op, id, then the two states
   // (2 fields each in version 1, 6 in version 2) or a grace entry's epochs.
   const spaces: number[] = [];

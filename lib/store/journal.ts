@@ -25,14 +25,21 @@ export interface ParsedJournal {
   lastSeq: number;
 }
 
-/** Parse a journal file's bytes (offsets in ParsedJournal are byte offsets). */
-export function parseJournal(bytes: Buffer): ParsedJournal {
-  const entries: JournalEntry[] = [];
-  const damage: number[] = [];
-  let header: JournalHeader | null = null;
-  let gen: number | null = null;
-  let lastSeq = 0;
-  let pos = 0;
+/**
+ * Parse a journal file's bytes (offsets in ParsedJournal are byte offsets).
+ * `resume`, a parse of bytes whose first resume.completeEnd bytes are these
+ * bytes' too, is carried on from there rather than redone: a long-lived
+ * writer (the daemon) reads only what was appended since. Its arrays are
+ * copied, never changed.
+ */
+export function parseJournal(bytes: Buffer, resume: ParsedJournal | null = null): ParsedJournal {
+  const entries: JournalEntry[] = resume ? resume.entries.slice() : [];
+  // (Its damaged tail, if any, is read again: it is past completeEnd.)
+  const damage: number[] = resume ? resume.damage.slice(0, resume.damage.length - Number(resume.damagedTail)) : [];
+  let header: JournalHeader | null = resume?.header ?? null;
+  let gen: number | null = resume?.gen ?? null;
+  let lastSeq = resume?.lastSeq ?? 0;
+  let pos = resume?.completeEnd ?? 0;
   for (;;) {
     const nl = bytes.indexOf(10, pos);
     if (nl < 0) break;

@@ -4,13 +4,16 @@
 import * as fs from 'fs';
 import {
   decodeRecord,
+  decodeRecordAt,
   decodeSnapshotHeader,
   decodeTimeLine,
   encodeRecord,
   encodeSnapshotHeader,
   encodeTimeLine,
   keyOf,
+  newRecordFields,
   recordKey,
+  recordOf,
   SNAPSHOT_HEADER_BYTES,
   TIME_LINE_BYTES,
   type ClientRecord,
@@ -144,6 +147,11 @@ export class SnapshotReader {
     return h.v40 + below;
   }
 
+  /** The record lines in file order, as bytes, read in chunks into one buffer. */
+  lines(): LineReader {
+    return new LineReader(this.fd, this.dataStart, this.dataEnd);
+  }
+
   /**
    * Every record line in file order, damaged ones as null. Lines whose time
    * field reads older than `olderThan` are skipped undecoded and counted in
@@ -151,79 +159,92 @@ export class SnapshotReader {
    * not decoding them halves its time and garbage.
    */
   *stream(olderThan?: number): Generator<StreamedRecord | null> {
-    let pos = this.dataStart;
-    let carry = '';
-    // One read buffer for the whole stream, and no chunk concatenation: the
-    // garbage of a 100,000-record pass is what sets the process's peak memory.
-    const buf = Buffer.allocUnsafe(STREAM_CHUNK);
-    while (pos < this.dataEnd) {
-      const want = Math.min(STREAM_CHUNK, this.dataEnd - pos);
-      let got = 0;
-      while (got < want) {
-        const n = fs.readSync(this.fd, buf, got, want - got, pos + got);
-        if (n === 0) break;
-        got += n;
-      }
-      if (got === 0) break;
-      pos += got;
-      const chunk = buf.toString('latin1', 0, got);
-      let start = 0;
-      let nl = chunk.indexOf('\n');
-      if (carry.length > 0 && nl >= 0) {
-        const rec = decodeRecord(carry + chunk.slice(0, nl));
-        if (!rec) this.damagedSeen++;
-        yield rec;
-        carry = '';
-        start = nl + 1;
-        nl = chunk.indexOf('\n', start);
-      }
-      for (; nl >= 0; nl = chunk.indexOf('\n', start)) {
-        if (olderThan !== undefined) {
-          const t = timeField(chunk, start, nl);
-          if (t >= 0 && t < olderThan) {
-            this.skipped++;
-            start = nl + 1;
-            continue;
-          }
+    const lines = this.lines();
+    const f = newRecordFields();
+    while (lines.next()) {
+      const { buf, start, end } = lines;
+      if (olderThan !== undefined && lines.terminated) {
+        const t = timeField(buf, start, end);
+        if (t >= 0 && t < olderThan) {
+          this.skipped++;
+          continue;
         }
-        const line = chunk.slice(start, nl);
-        const rec: StreamedRecord | null = decodeRecord(line);
-        if (!rec) this.damagedSeen++;
-        else if (!isVersion1Line(line)) rec.line = line;
-        yield rec;
-        start = nl + 1;
       }
-      carry += chunk.slice(start);
-    }
-    if (carry.length > 0) {
-      this.damagedSeen++;
-      yield null;
+      if (!lines.terminated || !decodeRecordAt(buf, start, end, f)) {
+        this.damagedSeen++;
+        yield null;
+        continue;
+      }
+      const rec: StreamedRecord = recordOf(buf, f);
+      // A version 1 line is written anew, as version 2.
+      if (!f.v1) rec.line = buf.toString('latin1', start, end);
+      yield rec;
     }
   }
 }
 
 /**
- * A version 1 line ends "<time> <sess> <crc>"; a version 2 one in a
- * princhash: "-" or 64 hex digits, never a lone 0 or 1 after a space.
+ * A file's lines, one at a time, in one buffer (no chunk concatenation and no
+ * string: the garbage of a 100,000-record pass is what sets the process's
+ * peak memory). After next(), the line is buf[start, end), without its
+ * newline, until the next call.
  */
-function isVersion1Line(line: string): boolean {
-  const c = line.charCodeAt(line.length - 10);
-  return line.charCodeAt(line.length - 11) === 32 && (c === 48 || c === 49);
+export class LineReader {
+  buf = Buffer.allocUnsafe(STREAM_CHUNK);
+  start = 0;
+  end = -1;
+  /** False for a last line with no newline (a damaged one). */
+  terminated = true;
+  /** buf[0, have) is read. */
+  private have = 0;
+  private eof = false;
+
+  constructor(
+    private readonly fd: number,
+    private pos: number,
+    private readonly limit: number,
+  ) {}
+
+  next(): boolean {
+    for (;;) {
+      const at = this.end + 1;
+      let nl = at < this.have ? this.buf.indexOf(10, at) : -1;
+      if (nl >= this.have) nl = -1;
+      if (nl >= 0 || (this.eof && at < this.have)) {
+        this.terminated = nl >= 0;
+        this.start = at;
+        this.end = nl >= 0 ? nl : this.have;
+        return true;
+      }
+      if (this.eof) return false;
+      // Keep the unfinished line, at the front, and read on after it.
+      const rest = this.have - at;
+      if (rest === this.buf.length) this.buf = Buffer.concat([this.buf, Buffer.allocUnsafe(this.buf.length)]);
+      else this.buf.copyWithin(0, at, this.have);
+      this.have = rest;
+      this.end = -1;
+      const want = Math.min(this.buf.length - this.have, this.limit - this.pos);
+      const n = want > 0 ? fs.readSync(this.fd, this.buf, this.have, want, this.pos) : 0;
+      if (n === 0) this.eof = true;
+      this.pos += n;
+      this.have += n;
+    }
+  }
 }
 
-/** The time field (the second) of the record line s[from..to), unchecked; -1 if it has none. */
-function timeField(s: string, from: number, to: number): number {
-  const tStart = s.indexOf(' ', from) + 1;
+/** The time field (the second) of the record line b[from..to), unchecked; -1 if it has none. */
+function timeField(b: Buffer, from: number, to: number): number {
+  const tStart = b.indexOf(32, from) + 1;
   if (tStart <= from || tStart >= to) return -1;
   let t = 0;
   let i = tStart;
   for (; i < to && i - tStart <= 16; i++) {
-    const c = s.charCodeAt(i) - 48;
+    const c = b[i] - 48;
     if (c === 32 - 48) break;
     if (c < 0 || c > 9) return -1;
     t = t * 10 + c;
   }
-  return i > tStart && i < to && s.charCodeAt(i) === 32 ? t : -1;
+  return i > tStart && i < to && b[i] === 32 ? t : -1;
 }
 
 /**

@@ -7,11 +7,13 @@ import * as path from 'path';
 import { crashArmed, crashPoint } from '../crashpoint';
 import { EREMOTEIO, ENOTDIR, ErrnoError, errnoOf } from '../errno';
 import {
+  decodeRecordAt,
   encodeJournalEntry,
   encodeJournalHeader,
   encodeSnapshotHeader,
   INITIAL_EPOCHS,
   keyOf,
+  newRecordFields,
   sameState,
   type ClientRecord,
   type Epochs,
@@ -24,13 +26,19 @@ import { createStoreId, pinVerdict, readStoreId, StoreRefused, type Position } f
 import { acquireLock, DEFAULT_LOCK, LockLost, type HeldLock, type LockOptions } from './lock';
 import { compactThreshold } from './policy';
 import { SnapshotReader, writeSnapshotFile } from './snapshot';
-import { graceEnded, liveState } from '../tracking';
+import { graceEnded, liveState, recoveryMembership } from '../tracking';
 
 export const SNAPSHOT_NAME = 'clients.snap';
 export const JOURNAL_NAME = 'clients.journal';
 export const SNAPSHOT_TMP_NAME = 'clients.snap.tmp';
 /** Journal size past which a writer folds it into a new snapshot, at least (policy.ts). */
 export const DEFAULT_COMPACT_BYTES = 32 * 1024;
+/**
+ * A deferred compaction (deferCompaction) is run by the write itself once the
+ * journal is this many times past the threshold: a writer that is never idle
+ * still folds it.
+ */
+const DEFER_LIMIT = 16;
 
 export interface StoreLog {
   warn(msg: string): void;
@@ -48,7 +56,8 @@ export interface StoreOptions {
   /**
    * Leave the compactions that writes make due to compactIfDue(), rather than
    * run them before the write returns: the daemon answers first, and folds
-   * the journal when it is idle.
+   * the journal when it is idle (a write runs it after all once the journal
+   * is DEFER_LIMIT times past the threshold).
    */
   deferCompaction?: boolean;
   /** The store id this store must have (nfs.conf store-id): any other, or none, is refused (StoreRefused). */
@@ -95,12 +104,27 @@ interface JournalFile {
   size: number;
 }
 
-function readJournal(file: string): JournalFile | null {
+/** The journal as last read: its complete lines' bytes and their parse. */
+interface JournalSeen {
+  prefix: Buffer;
+  parsed: ParsedJournal;
+}
+
+/**
+ * Read and parse the journal. Whatever another process did to it, the file
+ * is read whole every time; only the parse of a prefix byte-for-byte the same
+ * as the last read's is reused (parsing is a function of the bytes alone), so
+ * no write, replacement or damage can be hidden by it.
+ */
+function readJournal(file: string, seen: JournalSeen | null): { journal: JournalFile; seen: JournalSeen } | null {
   const fd = openRead(file);
   if (fd === null) return null;
   try {
     const bytes = readBytes(fd, 0, fs.fstatSync(fd).size);
-    return { parsed: parseJournal(bytes), size: bytes.length };
+    const end = seen?.parsed.completeEnd ?? 0;
+    const same = seen !== null && bytes.length >= end && bytes.subarray(0, end).equals(seen.prefix);
+    const parsed = parseJournal(bytes, same ? seen.parsed : null);
+    return { journal: { parsed, size: bytes.length }, seen: { prefix: bytes.subarray(0, parsed.completeEnd), parsed } };
   } finally {
     fs.closeSync(fd);
   }
@@ -214,6 +238,27 @@ export class Txn extends StoreView {
   }
 }
 
+/** Longer than any record's sort key (1,024 bytes as hex). */
+const PREV_KEY_BYTES = 2048;
+
+/** a[aFrom, aTo) against b[bFrom, bTo), bytewise (as < orders latin1 strings): in a loop, keys differ early and Buffer.compare is a call into C++. */
+function compareBytes(a: Uint8Array, aFrom: number, aTo: number, b: Uint8Array, bFrom: number, bTo: number): number {
+  const n = Math.min(aTo - aFrom, bTo - bFrom);
+  for (let k = 0; k < n; k++) {
+    const d = a[aFrom + k] - b[bFrom + k];
+    if (d !== 0) return d;
+  }
+  return aTo - aFrom - (bTo - bFrom);
+}
+
+/** The journal's proven final states, sorted by key, to merge into the snapshot's order. */
+function provenOverlay(view: StoreView): { key: string; id: string; state: RecState | null }[] {
+  return [...view.facts.overlay.entries()]
+    .filter(([, o]) => o.index >= view.facts.proofFrom)
+    .map(([id, o]) => ({ key: keyOf(id), id, state: o.state }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
 /** Records passed through, keeping the lock's heartbeat going while a long compaction blocks the event loop. */
 function* withHeartbeat(records: Iterable<ClientRecord>, held: HeldLock): Generator<ClientRecord> {
   let n = 0;
@@ -239,6 +284,8 @@ export class Store {
   private readonly guard: (() => string | null) | undefined;
   /** Where this process's last write left the store (a journal append, or a new generation at seq 0). */
   lastWritten: Position | null = null;
+  /** The last journal read, for the next read to carry on from. */
+  private journalSeen: JournalSeen | null = null;
 
   constructor(opts: StoreOptions) {
     this.dir = opts.dir;
@@ -282,7 +329,9 @@ export class Store {
     if (!this.held) this.vet();
     for (let attempt = 0; ; attempt++) {
       const snapshot = SnapshotReader.open(this.snapshotPath);
-      const journal = readJournal(this.journalPath);
+      const read = readJournal(this.journalPath, this.journalSeen);
+      this.journalSeen = read?.seen ?? null;
+      const journal = read?.journal ?? null;
       const snapGen = snapshot?.header?.gen ?? null;
       const jgen = journal?.parsed.gen ?? null;
       if (attempt < 5 && snapGen !== null && jgen !== null && jgen > snapGen) {
@@ -324,7 +373,7 @@ export class Store {
         if (tx.pending.length === 0) return result;
         const size = await this.append(tx.pending);
         if (view.healthy && this.compactionWanted(view, size)) {
-          if (this.deferCompaction) {
+          if (this.deferCompaction && !this.compactionWanted(view, size / DEFER_LIMIT)) {
             this.compactionDue = true;
             return result;
           }
@@ -342,6 +391,11 @@ export class Store {
 
   private compactionWanted(view: StoreView, journalBytes: number): boolean {
     return journalBytes > compactThreshold(this.compactBytes, view.snapshot?.size ?? 0, view.snapshot?.header?.records ?? 0);
+  }
+
+  /** A deferred write made a compaction due (compactIfDue runs it). */
+  get compactionPending(): boolean {
+    return this.compactionDue;
   }
 
   /** Run the compaction a deferred write made due, if it still is. */
@@ -441,11 +495,55 @@ export class Store {
     }
   }
 
+  /**
+   * Every client that may reclaim under `ep` (tracking.ts's recoveryMembership),
+   * in the order records() gives, with the princhash of its membership in the
+   * recovery epoch; for a pass that must build nothing per record (a grace
+   * start of 100,000 clients). visit gets the id as hex digits in
+   * buf[idStart, idEnd) (none for the empty id) and the princhash as 64 hex
+   * digits at buf[ph] (-1: none), valid during the call; false stops the pass.
+   */
+  eachReclaimable(view: StoreView, ep: Epochs, visit: (buf: Buffer, idStart: number, idEnd: number, ph: number) => boolean): void {
+    if (ep.recovery === 0) return;
+    const overlay = provenOverlay(view);
+    const keys = overlay.map((o) => Buffer.from(o.key, 'latin1'));
+    const fromJournal = (o: (typeof overlay)[number]): boolean => {
+      const m = recoveryMembership(o.state, ep);
+      return !m || visit(Buffer.from(o.id + (m.ph ?? ''), 'latin1'), 0, o.id.length, m.ph === null ? -1 : o.id.length);
+    };
+    let i = 0;
+    const snapshot = view.healthy ? view.snapshot : null;
+    if (snapshot) {
+      const lines = snapshot.lines();
+      const f = newRecordFields();
+      const prev = Buffer.allocUnsafe(PREV_KEY_BYTES);
+      let prevLen = -1;
+      while (lines.next()) {
+        const { buf, start } = lines;
+        if (!lines.terminated || !decodeRecordAt(buf, start, lines.end, f)) {
+          snapshot.damagedSeen++;
+          continue;
+        }
+        if (prevLen >= 0 && compareBytes(buf, start, f.keyEnd, prev, 0, prevLen) <= 0) throw new Error(`snapshot is not sorted at ${buf.toString('latin1', start, f.keyEnd)}`);
+        prevLen = f.keyEnd - start;
+        for (let k = 0; k < prevLen; k++) prev[k] = buf[start + k];
+        let c = 1;
+        while (i < overlay.length && (c = compareBytes(buf, start, f.keyEnd, keys[i], 0, keys[i].length)) > 0) if (!fromJournal(overlay[i++])) return;
+        // A journal entry for the same id decides that client, in its place.
+        if (i < overlay.length && c === 0) {
+          if (!fromJournal(overlay[i++])) return;
+          continue;
+        }
+        // recoveryMembership, on the line's fields.
+        const ph = f.epoch === ep.recovery ? f.ph : f.olderEpoch === ep.recovery ? f.olderPh : -2;
+        if (ph !== -2 && !visit(buf, f.idStart, f.idEnd, ph)) return;
+      }
+    }
+    for (; i < overlay.length; i++) if (!fromJournal(overlay[i])) return;
+  }
+
   private *storedRecords(view: StoreView, olderThan?: number): Generator<ClientRecord> {
-    const overlay = [...view.facts.overlay.entries()]
-      .filter(([, o]) => o.index >= view.facts.proofFrom)
-      .map(([id, o]) => ({ key: keyOf(id), id, state: o.state }))
-      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const overlay = provenOverlay(view);
     let i = 0;
     let prevKey: string | null = null;
     if (view.healthy && view.snapshot) {
