@@ -1301,7 +1301,9 @@ e_from_nfsdcld() {
     _o=$(is_offered "$N40" && echo offered || echo "not offered")
     ok D8 "ours, restart 2 of 2: as Debian's nfsdcld (restart 2: $D8_REF), the v4.0 client is $_o and holds $_l lock(s)" test "$_o $_l" = "$D8_REF"
     note D8 "issue 11 scenario 8 asks for both reclaims to succeed with ours: not yet (see the comment above D8-ours)"
-    ok D8 "the v4.0 client made no Create meanwhile" test "$(cld_count Create "$N40")" = "$c40"
+    # Not a check: once its reclaim is refused the client may open afresh (a
+    # Create at OPEN_CONFIRM), or not yet, depending on timing.
+    info D8 "Creates for the v4.0 client since the switch: $(( $(cld_count Create "$N40") - c40 ))"
     ok D8 "the v4.2 client reclaimed too" test "$(locks_of "$CL" "NFSv4.2" f42)" -ge 1
 }
 
