@@ -24,7 +24,8 @@
 //  4. the same storm through the upcall (one process per create, 16 at a time,
 //     the kernel's bare environment): C nfsdcltrack against dist/nfsdcltrack.
 //
-// Beside them, a "harness floor": a python daemon that answers from prebuilt
+// Beside them, a "harness floor": a python daemon (and the same in Node, the
+// "Node floor": the runtime's own cost of the writes) that answers from prebuilt
 // messages (no store, no fsync), i.e. what the pty, relay and driver cost.
 //
 // Daemons run in a private mount namespace (isolated(): empty dirs over
@@ -175,6 +176,30 @@ while True:
         os.write(fd, msg[:2] + b'\0\0' + msg[4:])
 `;
 
+// The same floor in Node: what the runtime itself costs for 100,000 write()s
+// from JavaScript (fs.writeSync of prebuilt messages), with no store work.
+const FLOOR_DAEMON_JS = String.raw`const fs = require('fs'), path = require('path'), crypto = require('crypto');
+const args = process.argv.slice(2);
+const fd = fs.openSync(path.join(args[args.indexOf('-p') + 1], 'nfsd', 'cld'), fs.constants.O_RDWR | fs.constants.O_NOCTTY);
+const n = Number(process.env.CLD_FLOOR_CLIENTS || 0);
+const msgs = [];
+for (let i = 0; i < n; i++) {
+  const m = Buffer.alloc(1067), name = Buffer.from('Linux NFSv4.2 client-' + String(i).padStart(6, '0') + '.example.org');
+  m[0] = 2; m[1] = 4; m.writeInt16LE(-115, 2); m.writeUInt16LE(name.length, 8); name.copy(m, 10);
+  if (i % 2) { m[1034] = 32; crypto.createHash('sha256').update(Buffer.concat([name, Buffer.from('@EXAMPLE.ORG')])).digest().copy(m, 1035); }
+  msgs.push(m);
+}
+const readn = (k) => { const b = Buffer.alloc(k); let h = 0; while (h < k) h += fs.readSync(fd, b, h, k - h, null); return b; };
+for (;;) {
+  const h = readn(8), vers = h[0], cmd = h[1];
+  const msg = Buffer.concat([h, readn((vers === 1 ? 1034 : 1067) - 8)]);
+  msg.writeInt16LE(0, 2);
+  if (cmd === 5) msg[8] = 2;
+  if (cmd === 4) for (const m of msgs) { h.copy(m, 4, 4, 8); fs.writeSync(fd, m); }
+  fs.writeSync(fd, msg);
+}
+`;
+
 // --- clients ------------------------------------------------------------------------
 
 const hex = (s) => Buffer.from(s, 'latin1').toString('hex');
@@ -203,7 +228,7 @@ function daemonPid(store) {
   const pid = pids.find((p) => {
     try {
       const cmd = fs.readFileSync(`/proc/${p}/cmdline`, 'latin1');
-      return (cmd.includes('nfsdcld') || cmd.includes('floor-daemon.py')) && !cmd.includes('unshare') && !cmd.startsWith('/bin/sh');
+      return (cmd.includes('nfsdcld') || cmd.includes('floor-daemon.')) && !cmd.includes('unshare') && !cmd.startsWith('/bin/sh');
     } catch {
       return false;
     }
@@ -262,7 +287,7 @@ async function stormRound(impl, r) {
   const { d, startMs } = await openDaemon(impl, store, `storm-${impl.key}-${r}`);
   try {
     // (The floor has no store: its GraceStart would send the big store's clients.)
-    const gs = impl.key === 'floor' ? { final: Buffer.alloc(8), inProgress: [] } : await d.call(lib.encodeMessage({ vers: 2, cmd: lib.Cmd.GraceStart, xid: nextXid() }), CALL_TIMEOUT_MS);
+    const gs = impl.floor ? { final: Buffer.alloc(8), inProgress: [] } : await d.call(lib.encodeMessage({ vers: 2, cmd: lib.Cmd.GraceStart, xid: nextXid() }), CALL_TIMEOUT_MS);
     check(status(gs.final) === 0 && gs.inProgress.length === 0, `${impl.key} storm ${r}: GraceStart on an empty store: status ${status(gs.final)}, ${gs.inProgress.length} records`);
     const msgs = Array.from({ length: cfg.storm }, (_, i) =>
       lib.encodeMessage({ vers: 2, cmd: lib.Cmd.Create, xid: nextXid() }, { name: Buffer.from(stormName(i)), princhash: i % 2 ? princhash(stormName(i)) : null }),
@@ -464,9 +489,18 @@ async function main() {
   fs.writeFileSync(path.join(work, 'floor-daemon.py'), FLOOR_DAEMON);
   impls.push({
     key: 'floor',
+    floor: true,
     short: 'harness floor',
     label: 'a python "daemon" that answers from prebuilt messages (no store, no fsync)',
     spec: { cmd: ['python3', path.join(work, 'floor-daemon.py')], env: { PATH: process.env.PATH, CLD_FLOOR_CLIENTS: String(cfg.clients) } },
+  });
+  fs.writeFileSync(path.join(work, 'floor-daemon.js'), FLOOR_DAEMON_JS);
+  impls.push({
+    key: 'floorjs',
+    floor: true,
+    short: 'Node floor',
+    label: 'the same floor in Node (fs.writeSync of prebuilt messages)',
+    spec: { cmd: [process.execPath, path.join(work, 'floor-daemon.js')], env: { PATH: process.env.PATH, CLD_FLOOR_CLIENTS: String(cfg.clients) } },
   });
 
   // Stores for GraceStart, built once.
@@ -549,7 +583,8 @@ function report(error) {
   const lines = [];
   const P = (s = '') => lines.push(s);
   const ids = (impls ?? []).map((i) => i.key);
-  const ours = ids.filter((k) => k !== 'c' && k !== 'floor');
+  const floors = new Set((impls ?? []).filter((i) => i.floor).map((i) => i.key));
+  const ours = ids.filter((k) => k !== 'c' && !floors.has(k));
   const short = Object.fromEntries((impls ?? []).map((i) => [i.key, i.short]));
   P(`# cld daemon benchmark: ours against nfsdcld${QUICK ? ' (quick run)' : ''}`);
   P();
@@ -563,7 +598,7 @@ function report(error) {
   if (ids.includes('floor')) {
     P();
     P(
-      'The **harness floor** row is a python "daemon" that does no work: it answers every upcall at once from messages built before it serves (the same clients for GraceStart), one write() each, no store, no fsync. ' +
+      'The **harness floor** row is a python "daemon" that does no work: it answers every upcall at once from messages built before it serves (the same clients for GraceStart), one write() each, no store, no fsync; the **Node floor** row is the same in Node (what 100,000 `fs.writeSync` calls from JavaScript cost by themselves). ' +
         'It is what the pty, the relay and the driver cost by themselves on this machine; on the real rpc_pipefs a downcall write is handled by the kernel at once, so time near the floor is the harness, not the daemon.',
     );
   }
