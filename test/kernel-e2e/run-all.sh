@@ -20,6 +20,8 @@
 #                            offers its records to the kernel; then D7-D10: switching
 #                            from nfsdcld and the C nfsdcltrack, a v4.0 client across two
 #                            restarts, a container, capabilities (E2E_BOOTS=e: alone, boot 6)
+#   server, boot h (role h)  H1, H4 (issue 12): two HA server nodes as namespaces in one VM,
+#                            the store on a disk only the active node mounts (vm-ha.sh)
 #   server, boot 5 (role s)  R1 a reclaim storm: E2E_STORM_CLIENTS clients (each in its own
 #                            network and UTS namespace, in the same VM) reclaim their locks
 #                            under our daemon, nfsdcld, our upcall program and the C one
@@ -40,7 +42,7 @@
 #   E2E_REQUIRE=1               a SKIP is a failure
 #   E2E_BOOTS="a c"             which server boots run: a (with b and the client), c (the
 #                               cld daemon, with d and D7-D10), s (the reclaim storm: npm run
-#                               bench:storm, not CI); a and c by default
+#                               bench:storm, not CI), h (two HA nodes: H1, H4); a, c and h by default
 #                               (development knob; e: D7-D10 alone, boot 6)
 #   E2E_STORM_CLIENTS=10 E2E_STORM_GRACE=300 E2E_STORM_REPEAT=3              boot s (R1)
 #   E2E_STORM_TRACKERS=daemon,nfsdcld,cli,c
@@ -51,7 +53,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 WORK=${E2E_WORK:-/tmp/kernel-e2e}
 OUT=${E2E_OUT:-$WORK/ts-out}
 LEASE=${E2E_LEASE:-10}; GRACE=${E2E_GRACE:-10}; GRACE_B=${E2E_GRACE_B:-15}; GRACE_C=${E2E_GRACE_C:-10}
-BOOTS=${E2E_BOOTS:-a c}
+BOOTS=${E2E_BOOTS:-a c h}
 STORM_CLIENTS=${E2E_STORM_CLIENTS:-10}; GRACE_S=${E2E_STORM_GRACE:-300}; STORM_TRACKERS=${E2E_STORM_TRACKERS:-daemon,nfsdcld,cli,c}
 STORM_REPEAT=${E2E_STORM_REPEAT:-3}
 PROG=${E2E_PROG:-}
@@ -273,26 +275,26 @@ case " $BOOTS " in *" c "*)
     log "server boots 3 and 4 done ($(awk -v a="$T_C" -v b="$(date +%s.%N)" 'BEGIN{printf "%.0f", b-a}') s)"
 ;;
 esac
+# solo_boot ROLE LABEL TIMEOUT: a VM just started alone (VM_PID) runs to its end
+solo_boot() {
+    local t rc; t=$(date +%s.%N)
+    wait_file "$OUT/$1/vm-started" "$VM_PID" 150; rc=$?
+    [ $rc != 0 ] && boot_failed "$1" "$VM_PID" $rc
+    wait_exit "$VM_PID" "$3" || log "server $2 timed out"
+    log "server $2 done ($(awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN{printf "%.0f", b-a}') s)"
+}
 case " $BOOTS " in *" c "*) ;; *" e "*)
     # boot 6 (development): D7-D10, which boot 4 runs after D6, alone on a disk of their own
     log "booting the server for the switching, container and capability scenarios alone (boot 6)"
     vm e vm-server.sh 1024 2 "e2e.grace=$GRACE_C" $switch_disk; E_PID=$VM_PID
-    T_E=$(date +%s.%N)
-    wait_file "$OUT/e/vm-started" "$E_PID" 150; rc=$?
-    [ $rc != 0 ] && boot_failed e "$E_PID" $rc
-    wait_exit "$E_PID" 900 || log "server boot 6 timed out"
-    log "server boot 6 done ($(awk -v a="$T_E" -v b="$(date +%s.%N)" 'BEGIN{printf "%.0f", b-a}') s)"
+    solo_boot e "boot 6" 900
 ;;
 esac
 case " $BOOTS " in *" h "*)
     # boot h (issue 12): two HA server nodes in one VM, the store on a disk only the active one mounts
     log "booting the server for the high-availability scenarios (boot h)"
     vm h vm-ha.sh 1024 2 "e2e.grace=$GRACE_C" -drive file=$DISK_H,format=raw,if=none,id=d0,cache=writeback -device virtio-blk-pci,drive=d0; H_PID=$VM_PID
-    T_H=$(date +%s.%N)
-    wait_file "$OUT/h/vm-started" "$H_PID" 150; rc=$?
-    [ $rc != 0 ] && boot_failed h "$H_PID" $rc
-    wait_exit "$H_PID" 600 || log "server boot h timed out"
-    log "server boot h done ($(awk -v a="$T_H" -v b="$(date +%s.%N)" 'BEGIN{printf "%.0f", b-a}') s)"
+    solo_boot h "boot h" 600
 ;;
 esac
 case " $BOOTS " in *" s "*)
