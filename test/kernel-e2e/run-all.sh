@@ -20,6 +20,8 @@
 #                            offers its records to the kernel; then D7-D10: switching
 #                            from nfsdcld and the C nfsdcltrack, a v4.0 client across two
 #                            restarts, a container, capabilities (E2E_BOOTS=e: alone, boot 6)
+#   server, boot h (role h)  H1, H4 (issue 12): two HA server nodes as namespaces in one VM,
+#                            the store on a disk only the active node mounts (vm-ha.sh)
 #   server, boot 5 (role s)  R1 a reclaim storm: E2E_STORM_CLIENTS clients (each in its own
 #                            network and UTS namespace, in the same VM) reclaim their locks
 #                            under our daemon, nfsdcld, our upcall program and the C one
@@ -40,7 +42,7 @@
 #   E2E_REQUIRE=1               a SKIP is a failure
 #   E2E_BOOTS="a c"             which server boots run: a (with b and the client), c (the
 #                               cld daemon, with d and D7-D10), s (the reclaim storm: npm run
-#                               bench:storm, not CI); a and c by default
+#                               bench:storm, not CI), h (two HA nodes: H1, H4); a, c and h by default
 #                               (development knob; e: D7-D10 alone, boot 6)
 #   E2E_STORM_CLIENTS=10 E2E_STORM_GRACE=300 E2E_STORM_REPEAT=3              boot s (R1)
 #   E2E_STORM_TRACKERS=daemon,nfsdcld,cli,c
@@ -51,7 +53,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 WORK=${E2E_WORK:-/tmp/kernel-e2e}
 OUT=${E2E_OUT:-$WORK/ts-out}
 LEASE=${E2E_LEASE:-10}; GRACE=${E2E_GRACE:-10}; GRACE_B=${E2E_GRACE_B:-15}; GRACE_C=${E2E_GRACE_C:-10}
-BOOTS=${E2E_BOOTS:-a c}
+BOOTS=${E2E_BOOTS:-a c h}
 STORM_CLIENTS=${E2E_STORM_CLIENTS:-10}; GRACE_S=${E2E_STORM_GRACE:-300}; STORM_TRACKERS=${E2E_STORM_TRACKERS:-daemon,nfsdcld,cli,c}
 STORM_REPEAT=${E2E_STORM_REPEAT:-3}
 PROG=${E2E_PROG:-}
@@ -165,7 +167,7 @@ for m in virtio_pci 9pnet_virtio 9p overlay; do
 # Installed once here with DESTDIR (as a distribution package is built), then
 # copied into each VM's / : both boots run the same build even if dist/ is
 # rebuilt meanwhile, and the VMs test exactly what install.sh produced.
-rm -rf "$OUT"; mkdir -p "$OUT"/{a,b,client,c,d,e,s,markers}
+rm -rf "$OUT"; mkdir -p "$OUT"/{a,b,client,c,d,e,s,h,markers}
 OURS_ROOT=$WORK/ours-root
 if [ -z "$PROG" ]; then
     rm -rf "$OURS_ROOT"
@@ -175,7 +177,8 @@ if [ -z "$PROG" ]; then
 fi
 
 # ------------------------------------------------------------------ VMs
-DISK=$OUT/disk.img DISK_C=$OUT/disk-c.img DISK_E=$OUT/disk-e.img
+DISK=$OUT/disk.img DISK_C=$OUT/disk-c.img DISK_E=$OUT/disk-e.img DISK_H=$OUT/disk-h.img
+truncate -s 64M "$DISK_H" || die "cannot make the disk image of boot h"
 truncate -s 256M "$DISK" && mkfs.ext4 -q -F -L e2e-store "$DISK" || die "cannot make the disk image"
 truncate -s 128M "$DISK_C" && mkfs.ext4 -q -F -L e2e-cld "$DISK_C" || die "cannot make the disk image of boot 3"
 truncate -s 128M "$DISK_E" && mkfs.ext4 -q -F -L e2e-switch "$DISK_E" || die "cannot make the disk image of boot 5"
@@ -217,8 +220,8 @@ wait_exit() {  # PID TIMEOUT: wait for a VM to power off, kill it at the time-ou
     done
     wait "$1" 2>/dev/null; return 0
 }
-CLIENT_PID= A_PID= B_PID= C_PID= D_PID= E_PID= S_PID=
-cleanup() { for p in $A_PID $B_PID $CLIENT_PID $C_PID $D_PID $E_PID $S_PID; do alive "$p" && kill -9 "$p" 2>/dev/null; done; }
+CLIENT_PID= A_PID= B_PID= C_PID= D_PID= E_PID= S_PID= H_PID=
+cleanup() { for p in $A_PID $B_PID $CLIENT_PID $C_PID $D_PID $E_PID $S_PID $H_PID; do alive "$p" && kill -9 "$p" 2>/dev/null; done; }
 trap cleanup EXIT
 
 # boot_failed ROLE PID RC: the VM did not reach its script: SKIP (qemu cannot run here)
@@ -272,15 +275,26 @@ case " $BOOTS " in *" c "*)
     log "server boots 3 and 4 done ($(awk -v a="$T_C" -v b="$(date +%s.%N)" 'BEGIN{printf "%.0f", b-a}') s)"
 ;;
 esac
+# solo_boot ROLE LABEL TIMEOUT: a VM just started alone (VM_PID) runs to its end
+solo_boot() {
+    local t rc; t=$(date +%s.%N)
+    wait_file "$OUT/$1/vm-started" "$VM_PID" 150; rc=$?
+    [ $rc != 0 ] && boot_failed "$1" "$VM_PID" $rc
+    wait_exit "$VM_PID" "$3" || log "server $2 timed out"
+    log "server $2 done ($(awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN{printf "%.0f", b-a}') s)"
+}
 case " $BOOTS " in *" c "*) ;; *" e "*)
     # boot 6 (development): D7-D10, which boot 4 runs after D6, alone on a disk of their own
     log "booting the server for the switching, container and capability scenarios alone (boot 6)"
     vm e vm-server.sh 1024 2 "e2e.grace=$GRACE_C" $switch_disk; E_PID=$VM_PID
-    T_E=$(date +%s.%N)
-    wait_file "$OUT/e/vm-started" "$E_PID" 150; rc=$?
-    [ $rc != 0 ] && boot_failed e "$E_PID" $rc
-    wait_exit "$E_PID" 900 || log "server boot 6 timed out"
-    log "server boot 6 done ($(awk -v a="$T_E" -v b="$(date +%s.%N)" 'BEGIN{printf "%.0f", b-a}') s)"
+    solo_boot e "boot 6" 900
+;;
+esac
+case " $BOOTS " in *" h "*)
+    # boot h (issue 12): two HA server nodes in one VM, the store on a disk only the active one mounts
+    log "booting the server for the high-availability scenarios (boot h)"
+    vm h vm-ha.sh 1024 2 "e2e.grace=$GRACE_C" -drive file=$DISK_H,format=raw,if=none,id=d0,cache=writeback -device virtio-blk-pci,drive=d0; H_PID=$VM_PID
+    solo_boot h "boot h" 600
 ;;
 esac
 case " $BOOTS " in *" s "*)
@@ -312,7 +326,7 @@ if [ -s "$OUT/s/storm.tsv" ]; then
     awk -F'\t' -f "$HERE/storm-table.awk" "$OUT/s/storm.tsv"
 fi
 echo "==================== checks ===================="
-for r in a b client c d e s; do
+for r in a b client c d e s h; do
     [ -f "$OUT/$r/result.txt" ] && sed "s/^/[$r] /" "$OUT/$r/result.txt" || echo "[$r] (no result file: the VM did not finish; see $OUT/$r/console.log)"
 done
 echo "==================== S4: grace periods (configured vs measured, kernel log) ===================="
@@ -387,15 +401,18 @@ declare -A NAME=(
   [D8]="D8 a v4.0 client holding a lock through two nfsd restarts in a row: our daemon as nfsdcld (scenario 8 open)"
   [D9]="D9 a container: its own nfsd, rpc_pipefs and daemon instance; cld there, no upcall; its client reclaims; stores apart"
   [D10]="D10 no capability in any set: the upcall as the kernel runs it, the daemon, the container's daemon"
+  [H1]="H1 HA failover: node A killed mid-traffic, node B mounts the disk: A's clients reclaim, an unrecorded one is refused, nothing lost; and back"
+  [H4]="H4 HA: the idle daemon does not keep the shared disk busy: the unmount succeeds with it running"
   [R1]="R1 reclaim storm: $STORM_CLIENTS clients reclaim under our daemon, nfsdcld, our upcall and the C one; grace ends compared"
 )
 npass=0; nfail=0
-all=$(cat "$OUT"/a/result.txt "$OUT"/b/result.txt "$OUT"/client/result.txt "$OUT"/c/result.txt "$OUT"/d/result.txt "$OUT"/e/result.txt "$OUT"/s/result.txt 2>/dev/null)
+all=$(cat "$OUT"/a/result.txt "$OUT"/b/result.txt "$OUT"/client/result.txt "$OUT"/c/result.txt "$OUT"/d/result.txt "$OUT"/e/result.txt "$OUT"/s/result.txt "$OUT"/h/result.txt 2>/dev/null)
 TAGS=""; ROLES=""
 case " $BOOTS " in *" a "*) TAGS="S1 S2 S3 S4 S5 S6"; ROLES="a b client";; esac
 case " $BOOTS " in *" c "*) TAGS="$TAGS D1 D2 D3 D4 D5 D6"; ROLES="$ROLES c d";; esac
 case " $BOOTS " in *" c "*) TAGS="$TAGS D7 D8 D9 D10";; *" e "*) TAGS="$TAGS D7 D8 D9 D10"; ROLES="$ROLES e";; esac
 case " $BOOTS " in *" s "*) TAGS="$TAGS R1"; ROLES="$ROLES s";; esac
+case " $BOOTS " in *" h "*) TAGS="$TAGS H1 H4"; ROLES="$ROLES h";; esac
 for s in setup $TAGS; do
     p=$(printf '%s\n' "$all" | grep -c "^PASS\[$s\]" || true)
     f=$(printf '%s\n' "$all" | grep -c "^FAIL\[$s\]" || true)
@@ -406,7 +423,7 @@ for s in setup $TAGS; do
 done | tee -a "$OUT/report.txt"
 # what the reference programs did where they differ from ours: information, not a check
 printf '%s\n' "$all" | sed -n 's/^NOTE\[\([^]]*\)\]: /kernel-e2e \1 NOTE: /p' | tee -a "$OUT/report.txt"
-npass=$(grep -c '^kernel-e2e [SDR][0-9]* *PASS\|^kernel-e2e setup PASS' "$OUT/report.txt" || true)
+npass=$(grep -c '^kernel-e2e [SDRH][0-9]* *PASS\|^kernel-e2e setup PASS' "$OUT/report.txt" || true)
 nfail=$(grep -c '^kernel-e2e [A-Za-z0-9]* *FAIL' "$OUT/report.txt" || true)
 # every VM must have finished its part (a VM that died silently is a failure)
 for r in $ROLES; do
