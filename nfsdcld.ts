@@ -4,12 +4,15 @@
 // answers (lib/cld/server.ts).
 import * as fs from 'fs';
 import * as path from 'path';
+import { V40Carry } from './lib/cld/carry';
+import { NFSD_DIR } from './lib/cld/nfsd-clients';
 import { CldPipe } from './lib/cld/pipe';
 import { CldServer } from './lib/cld/server';
 import { loadCldConfig } from './lib/config';
 import { getoptLong, type OptionSpec } from './lib/getopt';
-import { guardFor, mustExist, NOTE_INTERVAL_MS, noteWritten, startServing, stateDirOf } from './lib/ha';
+import { firstLine, guardFor, mustExist, NOTE_INTERVAL_MS, noteWritten, startServing, stateDirOf } from './lib/ha';
 import { createLogger, type Logger } from './lib/log';
+import { readStoreId } from './lib/store/identity';
 import { ensureStorageDir, Store } from './lib/store/store';
 
 export const DEFAULT_STORAGEDIR = '/var/lib/nfs/nfsdcltrack';
@@ -148,14 +151,31 @@ async function main(argv: string[], log: Logger): Promise<number> {
   const noteTimer = setInterval(() => noteWritten(store, stateDir, log), NOTE_INTERVAL_MS);
   noteTimer.unref();
   let pipe: CldPipe | null = null;
-  const server = new CldServer({
+  let server: CldServer | null = null;
+  const storeId = refused === null ? readStoreId(storagedir).id : null;
+  const bootId = firstLine('/proc/sys/kernel/random/boot_id') ?? '-';
+  const carry = new V40Carry({
+    log,
+    // NFSDCLTRACK_NFSD_DIR: a test hook standing in for /proc/fs/nfsd.
+    nfsdDir: process.env.NFSDCLTRACK_NFSD_DIR || NFSD_DIR,
+    file: storeId === null ? null : path.join(stateDir, `carried.${storeId}`),
+    instance: () => {
+      const p = pipe?.identity();
+      return p ? `${bootId}:${p}` : null;
+    },
+    forget: (id) => server!.forget(id),
+  });
+  server = new CldServer({
     store,
     log,
     send: (reply) => pipe!.send(reply),
     readWaiting: () => pipe!.readWaiting(),
+    carry,
   });
-  pipe = new CldPipe({ path: pipePath, log, onMessage: (msg) => server.handle(msg) });
+  pipe = new CldPipe({ path: pipePath, log, onMessage: (msg) => server!.handle(msg) });
   pipe.start();
+  // Restarted under the nfsd that carried some v4.0 clients: watch them again.
+  carry.resume();
   log.debug(() => `serving ${pipePath} from ${storagedir}`);
   if (detached) {
     say(3, 'ready\n');
@@ -169,7 +189,8 @@ async function main(argv: string[], log: Logger): Promise<number> {
     const stop = (sig: string) => {
       log.debug(() => `${sig}: answering what was read, then exiting`);
       pipe!.stopReading();
-      void server.idle().then(() => {
+      carry.close();
+      void server!.idle().then(() => {
         pipe!.close();
         noteWritten(store, stateDir, log);
         resolve(0);

@@ -41,7 +41,7 @@ type Env = Record<string, string | undefined>;
 /** NFSDCLTRACK_STATE_DIR (a test hook: two "nodes" on one machine), else state-dir, else the default. */
 export const stateDirOf = (env: Env, ha: HaSettings): string => env.NFSDCLTRACK_STATE_DIR || ha.stateDir || DEFAULT_STATE_DIR;
 
-function firstLine(file: string): string | null {
+export function firstLine(file: string): string | null {
   try {
     return fs.readFileSync(file, 'latin1').split('\n')[0].trim() || null;
   } catch {

@@ -77,6 +77,19 @@ export function graceStarted(ep: Epochs): Epochs {
   return { current: ep.current + 1, recovery: ep.recovery === 0 ? ep.current : ep.recovery };
 }
 
+/**
+ * A client nfsd says reclaimed in this grace period without telling us (a
+ * v4.0 client: lib/cld/nfsd-clients.ts): recorded in the current epoch, as a
+ * Create would, if it may reclaim and is not there yet; null when there is
+ * nothing to change. A client that has no recovery membership is never
+ * added: nfsd could not have let it reclaim.
+ */
+export function reclaimedUntold(prev: RecState | null, ep: Epochs, time: number): RecState | null {
+  const rec = recoveryMembership(prev, ep);
+  if (!rec || !prev || rec.epoch === ep.current || memberships(prev, ep).some((m) => m.epoch === ep.current)) return null;
+  return created(prev, ep, { time, session: prev.session, ph: rec.ph });
+}
+
 /** A grace end: the recovery epoch is forgotten, with every client that did not reclaim. */
 export function graceEnded(ep: Epochs): Epochs {
   return { current: ep.current, recovery: 0 };

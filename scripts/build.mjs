@@ -291,7 +291,21 @@ fs.chmodSync(launcher, 0o755);
 // whose package ships Bun only; the daemon's suites pass under both).
 const daemonRuntime = process.env.NFSDCLD_RUNTIME === 'bun' ? bunRuntime : nodeRuntime;
 if (!daemonRuntime) throw new Error('NFSDCLD_RUNTIME=bun, but no Bun binary in node_modules/@oven');
-fs.writeFileSync(path.join(dist, 'nfsdcld'), `${shebang(daemonRuntime)}\nrequire('./nfsdcld.js');\n`, { mode: 0o755 });
+/*
+ * The daemon keeps one capability, CAP_DAC_READ_SEARCH, and only in its
+ * own process (not inheritable, not ambient): nfsd's clients/ is mode 0600,
+ * which root without it cannot search, and that list is how GraceDone learns
+ * which v4.0 clients reclaimed (lib/cld/carry.ts; nfsdcld drops everything
+ * and refuses those clients after the next restart). It lets the daemon read
+ * what root does not own, and nothing more: no write, no other privilege.
+ * Set through setpriv (start-up does not matter here); without it, nocaps
+ * and no capability, and the daemon says once that it behaves as nfsdcld.
+ */
+const DAEMON_CAPS = '--inh-caps=-all --ambient-caps=-all --bounding-set=-all,+dac_read_search --';
+const daemonSetpriv = envS && process.env.NFSDCLTRACK_SETPRIV !== '0' && spawnSync(SETPRIV, [...DAEMON_CAPS.split(' '), '/bin/true']).status === 0;
+const daemonLine = daemonSetpriv ? `#!/usr/bin/env -S ${SETPRIV} ${DAEMON_CAPS} ${daemonRuntime}` : shebang(daemonRuntime);
+if (Buffer.byteLength(daemonLine) > 255) throw new Error(`the daemon's #! line passes 255 bytes: ${daemonLine}`);
+fs.writeFileSync(path.join(dist, 'nfsdcld'), `${daemonLine}\nrequire('./nfsdcld.js');\n`, { mode: 0o755 });
 fs.chmodSync(path.join(dist, 'nfsdcld'), 0o755);
 const order = ['nocaps', 'admin.js', 'cli.js', 'cli.js.v8cache', 'node-launch.js', 'cli.bun.js.jsc', 'cli.bun.js', 'nfsdcld.js', 'nfsdcld', 'nfsdcltrack'];
 for (const f of order) if (fs.existsSync(path.join(dist, f))) fs.renameSync(path.join(dist, f), path.join(finalDist, f));

@@ -32,9 +32,11 @@
 # 12; Debian 13's nodejs is 20). The Node-only files of dist/ (cli.js,
 # node-launch.js, cli.js.v8cache) are left out: the upcall is Bun's.
 #
-# Privileges: both launchers start their runtime through usr/lib/$NAME/nocaps,
+# Privileges: the upcall's launcher starts its runtime through usr/lib/$NAME/nocaps,
 # which empties every capability set first (scripts/build.mjs, scripts/nocaps.S:
-# a static program of a few hundred bytes, written by the build, no library).
+# a static program of a few hundred bytes, written by the build, no library);
+# the daemon's through util-linux's setpriv (Essential), which leaves it
+# CAP_DAC_READ_SEARCH alone, to read nfsd's 0600 clients/ (lib/cld/carry.ts).
 #
 # Reproducible: the same checkout gives the same bytes (test/package.ts builds
 # twice and compares). SOURCE_DATE_EPOCH (default: the last commit's time)
@@ -118,9 +120,9 @@ PKG=$WORK/root
 # -------- build (into WORK, not dist/: tests may be running from dist/)
 NFSDCLTRACK_DIST=$WORK/dist NFSDCLTRACK_RUNTIME=bun node "$ROOT/scripts/build.mjs" 2>"$WORK/build.log" \
     || { cat "$WORK/build.log" >&2; die "the build failed"; }
-for l in nfsdcltrack nfsdcld; do
-    head -1 "$WORK/dist/$l" | grep -q "^#!$WORK/dist/nocaps " || die "dist/$l does not drop capabilities through dist/nocaps: $(head -1 "$WORK/dist/$l")"
-done
+head -1 "$WORK/dist/nfsdcltrack" | grep -q "^#!$WORK/dist/nocaps " || die "dist/nfsdcltrack does not drop capabilities through dist/nocaps: $(head -1 "$WORK/dist/nfsdcltrack")"
+head -1 "$WORK/dist/nfsdcld" | grep -q "^#!/usr/bin/env -S /usr/bin/setpriv --inh-caps=-all --ambient-caps=-all --bounding-set=-all,+dac_read_search -- " \
+    || die "dist/nfsdcld does not keep CAP_DAC_READ_SEARCH alone through setpriv: $(head -1 "$WORK/dist/nfsdcld")"
 
 # -------- stage
 bash "$ROOT/scripts/install.sh" --source "$ROOT" --dist "$WORK/dist" --destdir "$PKG" --prefix /usr \

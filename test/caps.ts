@@ -59,7 +59,11 @@ t.test('the launchers drop capabilities: nocaps on x86-64', async (t) => {
   const line = fs.readFileSync(bin, 'utf8').split('\n')[0];
   if (process.arch === 'x64') {
     t.match(line, /^#!\/\S+\/nocaps (BUN_JSC_\w+=\d+ )*\/\S+$/, 'the upcall');
-    t.match(fs.readFileSync(path.join(ROOT, 'dist', 'nfsdcld'), 'utf8').split('\n')[0], /^#!\/\S+\/nocaps \/\S+\/(node|bun)$/, 'the daemon');
+    t.match(
+      fs.readFileSync(path.join(ROOT, 'dist', 'nfsdcld'), 'utf8').split('\n')[0],
+      hasSetpriv ? /^#!\/usr\/bin\/env -S \/usr\/bin\/setpriv --inh-caps=-all --ambient-caps=-all --bounding-set=-all,\+dac_read_search -- \/\S+\/(node|bun)$/ : /^#!\/\S+\/nocaps \/\S+\/(node|bun)$/,
+      'the daemon: CAP_DAC_READ_SEARCH alone, through setpriv (nocaps and none without it)',
+    );
   } else t.match(line, /\/usr\/bin\/setpriv --inh-caps=-all --ambient-caps=-all --bounding-set=-all -- /, 'the upcall, through setpriv');
 });
 
@@ -115,7 +119,7 @@ t.test('the upcall, paused with the lock held, has no capability; its work gets 
   }
 });
 
-t.test('the daemon, serving, has no capability', { skip: (!isRoot && 'needs root') || (spawnSync('python3', ['-c', 'import pty'], { stdio: 'ignore' }).status !== 0 && 'python3 with pty is missing') }, async (t) => {
+t.test('the daemon, serving, holds CAP_DAC_READ_SEARCH and nothing else', { skip: (!isRoot && 'needs root') || (spawnSync('python3', ['-c', 'import pty'], { stdio: 'ignore' }).status !== 0 && 'python3 with pty is missing') }, async (t) => {
   const bin = path.join(ROOT, 'dist', 'nfsdcld');
   const iso = path.join(TMP, 'iso');
   fs.mkdirSync(path.join(iso, 'empty'), { recursive: true });
@@ -130,7 +134,9 @@ t.test('the daemon, serving, has no capability', { skip: (!isRoot && 'needs root
     const pids = spawnSync('pgrep', ['-f', '--', `-s ${store}`], { encoding: 'utf8' }).stdout.trim().split(/\s+/).map(Number);
     const daemons = pids.map((pid) => status(pid)).filter((s): s is Record<string, string> => !!s && /^(node|bun|MainThread)$/.test(s.Name));
     t.ok(daemons.length >= 1, `found the daemon (${pids.join(' ')})`);
-    for (const s of daemons) t.same(pick(s), ZERO, `no capability in any set (${s.Name} ${s.Pid})`);
+    // CAP_DAC_READ_SEARCH is bit 2: nfsd's clients/ (0600) read at GraceDone (lib/cld/carry.ts).
+    const ONLY = { ...ZERO, CapPrm: '0000000000000004', CapEff: '0000000000000004', CapBnd: '0000000000000004' };
+    for (const s of daemons) t.same(pick(s), hasSetpriv ? ONLY : ZERO, `CAP_DAC_READ_SEARCH alone, none inheritable or ambient (${s.Name} ${s.Pid})`);
     const st = fs.statSync(store);
     t.equal(st.mode & 0o777, 0o700, 'its store: 0700');
     t.equal(st.uid, 0, "root's");

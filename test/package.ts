@@ -145,12 +145,13 @@ t.test('the package: built twice, byte-identical; installed over nfs-kernel-serv
   const launcher = fs.readFileSync(path.join(xa, 'sbin/nfsdcltrack'), 'utf8').split('\n')[0];
   t.match(launcher, /^#!\/usr\/lib\/nfsdcltrack-ts\/nocaps (BUN_JSC_\w+=\d+ )+\/usr\/lib\/nfsdcltrack-ts\/runtime\/bun$/);
   t.ok(Buffer.byteLength(launcher) <= 255, 'the #! line fits the kernel\'s 255 bytes');
-  t.match(fs.readFileSync(path.join(xa, 'usr/sbin/nfsdcld-ts'), 'utf8').split('\n')[0], /^#!\/usr\/lib\/nfsdcltrack-ts\/nocaps \/usr\/bin\/node$/);
+  // the daemon keeps CAP_DAC_READ_SEARCH alone (lib/cld/carry.ts), through util-linux's setpriv (Essential)
+  t.match(fs.readFileSync(path.join(xa, 'usr/sbin/nfsdcld-ts'), 'utf8').split('\n')[0], /^#!\/usr\/bin\/env -S \/usr\/bin\/setpriv --inh-caps=-all --ambient-caps=-all --bounding-set=-all,\+dac_read_search -- \/usr\/bin\/node$/);
   const nocaps = run(path.join(xa, 'usr/lib', NAME, 'nocaps'), ['/bin/grep', '^Cap', '/proc/self/status']);
   t.match(nocaps.out, /^CapInh:\s+0+\nCapPrm:\s+0+\nCapEff:\s+0+\nCapBnd:\s+0+\nCapAmb:\s+0+\n$/, 'the packaged nocaps empties every set');
   const unit = fs.readFileSync(path.join(xa, 'lib/systemd/system/nfsdcld-ts.service'), 'utf8');
   t.match(unit, /^ExecStart=\/usr\/sbin\/nfsdcld-ts$/m);
-  t.match(unit, /^CapabilityBoundingSet=$/m);
+  t.match(unit, /^CapabilityBoundingSet=CAP_DAC_READ_SEARCH$/m);
   const bundle = run(path.join(xa, 'usr/lib', NAME, 'runtime/bun'), [path.join(xa, 'usr/lib', NAME, 'cli.bun.js'), '-h'], {});
   t.equal(bundle.status, 1, 'the packaged Bun runs the packaged bundle (-h: usage, 1)');
   t.match(bundle.out, /^Usage:/m);

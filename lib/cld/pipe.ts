@@ -67,6 +67,21 @@ export class CldPipe {
     this.drop();
   }
 
+  /**
+   * The pipe we have open, as "dev:ino", if it is still the one at its path:
+   * null once nfsd has unlinked it (nfsd stopping) or made a new one.
+   */
+  identity(): string | null {
+    if (this.wfd < 0) return null;
+    try {
+      const a = fs.fstatSync(this.wfd);
+      const b = fs.statSync(this.opts.path);
+      return a.dev === b.dev && a.ino === b.ino ? `${a.dev}:${a.ino}` : null;
+    } catch {
+      return null;
+    }
+  }
+
   /** One reply, one write(). */
   send(reply: Buffer): void {
     if (this.wfd < 0) throw new Error('the cld pipe is not open');

@@ -7,12 +7,13 @@
 // thread each) are applied in one transaction, one append and one fdatasync,
 // and answered only after it. Everything else is handled alone and in order,
 // so a GraceStart's record list is the store as of that GraceStart.
-import { EACCES, EINVAL, EINPROGRESS, EOPNOTSUPP, EREMOTEIO, Cmd, CLD_VERSION, ClientDowncalls, decodeClient, decodeHeader, encodeReply, type ClientInfo } from './codec';
+import { EACCES, EINVAL, EINPROGRESS, EOPNOTSUPP, EREMOTEIO, Cmd, CLD_VERSION, ClientDowncalls, decodeClient, decodeHeader, encodeMessage, encodeReply, type ClientInfo } from './codec';
 import type { Logger } from '../log';
 import { crashPoint } from '../crashpoint';
 import type { Epochs } from '../store/format';
 import type { Store, Txn } from '../store/store';
-import { created, graceEnded, graceStarted, recoveryMembership, removedFromCurrent } from '../tracking';
+import { created, graceEnded, graceStarted, reclaimedUntold, recoveryMembership, removedFromCurrent } from '../tracking';
+import type { V40Carry } from './carry';
 
 export interface ServerOptions {
   store: Store;
@@ -21,6 +22,8 @@ export interface ServerOptions {
   send: (reply: Buffer) => void;
   /** Pull messages already waiting in the pipe into handle() (for group commit). */
   readWaiting?: () => void;
+  /** Carries the v4.0 clients that reclaimed over GraceDone (carry.ts); without it, GraceDone is nfsdcld's. */
+  carry?: V40Carry;
 }
 
 const NAMES: Record<number, string> = { 0: 'Create', 1: 'Remove', 2: 'Check', 3: 'GraceDone', 4: 'GraceStart', 5: 'GetVersion' };
@@ -44,6 +47,8 @@ export class CldServer {
   private running: Promise<void> | null = null;
   /** Ends the wait for a quiet pipe: an upcall came in. */
   private wake: (() => void) | null = null;
+  /** Removes the daemon made itself (a carried client nfsd destroyed): never answered. */
+  private readonly own = new WeakSet<Buffer>();
 
   constructor(private readonly opts: ServerOptions) {}
 
@@ -54,6 +59,13 @@ export class CldServer {
     this.running ??= this.drain().finally(() => {
       this.running = null;
     });
+  }
+
+  /** Remove a client's record in turn with the upcalls, as a Remove from the kernel would (carry.ts). */
+  forget(id: string): void {
+    const msg = encodeMessage({ vers: CLD_VERSION, cmd: Cmd.Remove, xid: 0 }, { name: Buffer.from(id, 'hex'), princhash: null });
+    this.own.add(msg);
+    this.handle(msg);
   }
 
   /** Resolves once every message handed in so far is answered. */
@@ -106,6 +118,10 @@ export class CldServer {
 
   private reply(msg: Buffer, status: number, version?: number): void {
     const h = decodeHeader(msg);
+    if (this.own.has(msg)) {
+      if (status !== 0) this.opts.log.error(`cannot remove a carried v4.0 client nfsd destroyed: status ${status}`);
+      return;
+    }
     this.opts.log.debug(() => `${NAMES[h.cmd] ?? `command ${h.cmd}`} xid ${h.xid}: downcall with status ${status}`);
     try {
       this.opts.send(encodeReply(msg, status, version));
@@ -129,6 +145,7 @@ export class CldServer {
         for (const { msg, client } of good) {
           const id = idOf(client);
           const prev = tx.get(id);
+          if (!this.own.has(msg)) this.opts.carry?.told(id);
           if (decodeHeader(msg).cmd === Cmd.Create) {
             tx.put(id, created(prev, tx.epochs, { time: store.time(), session: prev?.session ?? false, ph: phOf(client) }));
           } else {
@@ -188,6 +205,7 @@ export class CldServer {
    */
   private async graceStart(msg: Buffer): Promise<void> {
     const { store, log } = this.opts;
+    this.opts.carry?.reset();
     const r = await this.transact('cannot start grace', (tx) => {
       tx.setEpochs(graceStarted(tx.epochs));
       return tx.epochs;
@@ -232,11 +250,33 @@ export class CldServer {
     return tx.epochs;
   }
 
+  /**
+   * Grace ends: the recovery epoch is forgotten, but first the v4.0 clients
+   * nfsd holds reclaimed state for are carried into the current epoch, as
+   * their Create would have (carry.ts says why none came, and how they are
+   * forgotten).
+   */
   private async graceDone(msg: Buffer): Promise<void> {
+    const { store, log, carry } = this.opts;
+    const held = carry?.held() ?? null;
     const r = await this.transact('cannot end grace', (tx) => {
-      tx.setEpochs(graceEnded(CldServer.inGrace(tx)));
+      const ep = CldServer.inGrace(tx);
+      const kept = new Map<string, string>();
+      const next = new Map<string, ReturnType<typeof reclaimedUntold>>();
+      for (const [id, dir] of held ?? []) {
+        const s = reclaimedUntold(tx.get(id), ep, store.time());
+        if (s) {
+          kept.set(id, dir);
+          next.set(id, s);
+        }
+      }
+      // Written down before the commit: a carried record is never left unwatched.
+      if (kept.size > 0 && carry!.keep(kept)) for (const [id, s] of next) tx.put(id, s);
+      else kept.clear();
+      tx.setEpochs(graceEnded(ep));
+      return [...kept.keys()];
     });
-    if (r.status === 0) this.opts.log.debug('grace done');
+    if (r.status === 0) log.debug(() => `grace done${r.value!.length ? `; carried the v4.0 client(s) that reclaimed: ${r.value!.join(' ')}` : ''}`);
     this.reply(msg, r.status);
   }
 

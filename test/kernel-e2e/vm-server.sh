@@ -716,15 +716,25 @@ cld_measure_grace() {  # TAG LABEL early|full
     esac
 }
 offered() { fld "$(cld_last GraceStart)" 10; }
-# A v4.0 client that reclaims is not recorded again under cld v2 (its reclaim
-# OPENs need no OPEN_CONFIRM, the kernel checks reclaims against GraceStart's
-# list and sends no Create): its record dies with the recovery epoch at
-# GraceDone, as with nfsdcld.  It is recorded again at its next OPEN_CONFIRM,
-# which only a new open owner needs: v40_new_owner makes one, another user
-# (uid 60000+N) creating a file on the v4.0 mount.
-V40_USERS=0
+# A v4.0 client that reclaims is not recorded again by a Create under cld v2
+# (its reclaim OPENs need no OPEN_CONFIRM, the kernel checks reclaims against
+# GraceStart's list): nfsdcld drops it with the recovery epoch at GraceDone;
+# our daemon keeps it, having read nfsd's client list then. v40_kept checks
+# that and tells the model (cld-model.awk) what the harness saw: the client's
+# reclaimed lock. Its next OPEN_CONFIRM, which only a new open owner needs,
+# records it too: v40_new_owner makes one, another user (uid 60000+N)
+# creating a file on the v4.0 mount.
+V40_USERS=0 V40_CARRIED=0
+v40_kept() {  # TAG CLIENTS-DUMP: after a GraceDone at which the v4.0 client held its reclaimed lock
+    if [ "$(locks_of "$2" "NFSv4.0" "")" -ge 1 ]; then
+        echo "e2e-event: v40-reclaimed $ID40" > $TRACEFS/trace_marker
+        ok "$1" "the v4.0 client, which reclaimed without a Create, is still in the store after GraceDone (nfsdcld drops it)" test -n "$(rec "$ID40")"
+        V40_CARRIED=1   # no Remove will come from the kernel for it: the daemon removes it when nfsd destroys it
+    fi
+}
+no_rec() { [ -z "$(rec "$1")" ]; }
 v40_new_owner() {  # TAG
-    V40_USERS=$((V40_USERS + 1))
+    V40_USERS=$((V40_USERS + 1)); V40_CARRIED=0
     _n=$(cld_count Create "$N40")
     setpriv --reuid=$((60000 + V40_USERS)) --regid=$((60000 + V40_USERS)) --clear-groups sh -c "echo u > /mnt/v40/user-$V40_USERS" \
         || fail "$1" "uid $((60000 + V40_USERS)) cannot create a file on the v4.0 mount"
@@ -750,6 +760,16 @@ daemon_cmd() {
     DBIN=${DCMD%% *}
     [ -x "$DBIN" ] || { fail "$1" "$DBIN is not executable"; exit 1; }
     info "$1" "daemon launcher: $(head -c 200 "$DBIN" | tr '\n' '|')"
+    if [ -n "$UNIT" ] && [ -z "$PROG_OVERRIDE" ]; then
+        # what systemd does for the unit before ExecStart: its state directory, its bounding set
+        _sd=$(sed -n 's/^StateDirectory=//p' "$UNIT" | tail -1)
+        [ -n "$_sd" ] && mkdir -p -m "$(sed -n 's/^StateDirectoryMode=//p' "$UNIT" | tail -1 | grep . || echo 0755)" "/var/lib/$_sd"
+        if grep -q '^CapabilityBoundingSet=' "$UNIT"; then
+            _cb=-all; for _c in $(sed -n 's/^CapabilityBoundingSet=//p' "$UNIT" | tail -1); do _cb="$_cb,+$(printf '%s' "${_c#CAP_}" | tr 'A-Z' 'a-z')"; done
+            DCMD="setpriv --bounding-set=$_cb -- $DCMD"
+        fi
+        info "$1" "as systemd would: StateDirectory=${_sd:-none} made, the daemon run as: $DCMD"
+    fi
     # the daemon's own debug log (syslog -> syslog.txt)
     printf '[nfsdcld]\ndebug = 1\n' >> /etc/nfs.conf
 }
@@ -877,8 +897,8 @@ role_c() {
         test "$(locks_of "$OUT/nfsd-clients-c3-after-restart-in-grace.txt" "NFSv4.2" "")" -ge 1 -a "$(locks_of "$OUT/nfsd-clients-c3-after-restart-in-grace.txt" "NFSv4.0" "")" -ge 1
     n40c=$(cld_upcalls | awk -F'\t' -v a="$N40" '$4=="Create" && $6==a && $2 ~ /^D4/' | wc -l)
     ok D4 "the v4.0 client's reclaim made no Create (a reclaim OPEN needs no OPEN_CONFIRM; cld v2 checks reclaims in the kernel): $n40c" test "$n40c" = 0
-    expect_model D4 "restart during grace, reclaims, GraceDone (the v4.0 client's record gone with the recovery epoch)"
-    ok D4 "... so the v4.0 client, reclaimed but not recorded again, is no longer in the store (as with nfsdcld)" test -z "$(rec "$ID40")"
+    v40_kept D4 "$OUT/nfsd-clients-c3-after-restart-in-grace.txt"
+    expect_model D4 "restart during grace, reclaims, GraceDone (the v4.0 client kept from the recovery epoch)"
     kmsg D4-v40-open
     v40_new_owner D4
     E40="$ID40 0 * *"
@@ -905,7 +925,7 @@ role_c() {
     if timeout 30 sh -c 'exec 8<>/mnt/v40/f42; flock -n -x 8'; then pass D2 "another client can take the lock the refused client lost"
     else fail D2 "f42 still locked: the refused client's lock survived"; fi
     [ -n "$E40" ] && ok D2 "the v4.0 client still holds its reclaimed lock" test "$(locks_of "$OUT/nfsd-clients-c4-after-refusal.txt" "NFSv4.0" "")" -ge 1
-    v40_new_owner D2
+    v40_kept D2 "$OUT/nfsd-clients-c4-after-refusal.txt"
     expect_model D2 "admin remove, refused reclaim, GraceDone"
 
     # ---------------------------------------------------------------- D4: the daemon killed with SIGKILL mid-traffic
@@ -982,7 +1002,7 @@ role_c() {
     sleep 1
     dump_clients "$OUT/nfsd-clients-c5-after-kill.txt"
     [ -n "$E40" ] && ok D4 "the v4.0 client reclaimed its lock after the daemon's SIGKILL and an nfsd restart" test "$(locks_of "$OUT/nfsd-clients-c5-after-kill.txt" "NFSv4.0" "")" -ge 1
-    v40_new_owner D4
+    v40_kept D4 "$OUT/nfsd-clients-c5-after-kill.txt"
     expect_model D4 "the reclaims after the kill"
 
     # ---------------------------------------------------------------- D5: fallback to the upcall, and back
@@ -1031,7 +1051,7 @@ role_c() {
     dump_clients "$OUT/nfsd-clients-c7-back.txt"
     ok D5 "the clients reclaimed their locks under the daemon again" test "$(locks_of "$OUT/nfsd-clients-c7-back.txt" "NFSv4.2" "")" -ge 1
     [ -n "$E40" ] && ok D5 "... the v4.0 client too" test "$(locks_of "$OUT/nfsd-clients-c7-back.txt" "NFSv4.0" "")" -ge 1
-    v40_new_owner D5
+    v40_kept D5 "$OUT/nfsd-clients-c7-back.txt"
 
     # ---------------------------------------------------------------- D2: Remove at unmount and at lease expiry
     kmsg D2-remove
@@ -1042,7 +1062,12 @@ role_c() {
     n_r40=$(cld_count Remove "$N40")
     umount /mnt/v40 || fail D2 "umount v4.0"
     t10=$(date +%s)
-    if cld_count Create "$N40" | grep -qv '^0$'; then
+    if [ "$V40_CARRIED" = 1 ]; then
+        # carried over GraceDone (lib/cld/carry.ts): nfsd destroys it at lease expiry and sends no Remove
+        wait_until $((LEASE * 4 + 20)) no_rec "$ID40" && echo "e2e-event: v40-gone $ID40" > $TRACEFS/trace_marker \
+            && pass D2 "the carried v4.0 client's record removed by the daemon at its lease expiry ($(( $(date +%s) - t10 ))s after the unmount), with no Remove from the kernel ($(( $(cld_count Remove "$N40") - n_r40 )))" \
+            || fail D2 "the carried v4.0 client's record is still there $((LEASE * 4 + 20))s after the unmount"
+    elif cld_count Create "$N40" | grep -qv '^0$'; then
         cld_wait Remove $((n_r40 + 1)) $((LEASE * 4 + 20)) "$N40" && pass D2 "Remove for the v4.0 client at lease expiry ($(( $(date +%s) - t10 ))s after the unmount)" \
             || fail D2 "no Remove for the v4.0 client"
     fi
@@ -1140,8 +1165,8 @@ role_d() {
 #       nfsdcltrack (its main.sqlite in our storage dir)
 #   D8  a v4.0 client holds a lock through two nfsd restarts in a row, opening
 #       nothing new: Debian's nfsdcld refuses its second reclaim (a NOTE, the
-#       reference's behaviour); ours does the same for now (checked against
-#       nfsdcld's outcome; issue 11 scenario 8 open, see D8-ours)
+#       reference's behaviour); ours grants both (the carry-over at GraceDone,
+#       lib/cld/carry.ts), and removes the record when nfsd destroys the client
 #   D9  a container: a second nfsd in its own network, mount and UTS
 #       namespaces (its own nfsd and rpc_pipefs mounts, export, veth address),
 #       a client in a third network namespace, a second instance of our
@@ -1156,6 +1181,13 @@ check_caps() {
     _c=$(grep -E "$CAPS_RE" "$3" | awk '{printf "%s%s %s", (NR > 1 ? ", " : ""), substr($1, 1, length($1) - 1), $2}')
     ok "$1" "$2 runs with no capability: $_c" \
         awk -v re="$CAPS_RE" '$0 ~ re { n++; if ($2 !~ /^0+$/) bad = 1 } END { exit !(n == 5 && !bad) }' "$3"
+}
+# check_daemon_caps TAG WHAT STATUS-FILE: our daemon holds CAP_DAC_READ_SEARCH (bit 2) alone, in its own
+# permitted, effective and bounding sets (nfsd's clients/ is 0600: lib/cld/carry.ts), none inheritable or ambient
+check_daemon_caps() {
+    _c=$(grep -E "$CAPS_RE" "$3" | awk '{printf "%s%s %s", (NR > 1 ? ", " : ""), substr($1, 1, length($1) - 1), $2}')
+    ok "$1" "$2 holds CAP_DAC_READ_SEARCH alone: $_c" \
+        awk -v re="$CAPS_RE" '$0 ~ re { n++; want = ($1 ~ /Inh|Amb/) ? "0000000000000000" : "0000000000000004"; if ($2 != want) bad = 1 } END { exit !(n == 5 && !bad) }' "$3"
 }
 # status_of PID NAME: a copy of /proc/PID/status in $OUT/status-NAME.txt (prints the file)
 status_of() { cp "/proc/$1/status" "$OUT/status-$2.txt" 2>/dev/null; tr '\0' ' ' < "/proc/$1/cmdline" > "$OUT/cmdline-$2.txt" 2>/dev/null; echo "$OUT/status-$2.txt"; }
@@ -1274,7 +1306,7 @@ e_from_nfsdcld() {
     ok D7 "our store is empty (no snapshot, no journal) and nfsdcld's main.sqlite is in $REFCLD_DIR" \
         test ! -e "$STORE/clients.snap" -a ! -e "$STORE/clients.journal" -a -s "$REFCLD_DIR/main.sqlite"
     start_daemon D7
-    check_caps D10 "our daemon (pid $DPID, started as its unit starts it)" "$(status_of "$DPID" daemon)"
+    check_daemon_caps D10 "our daemon (pid $DPID, started as its unit starts it)" "$(status_of "$DPID" daemon)"
     import_logged D7 "$REFCLD_DIR/main.sqlite"
     ok D7 "the store holds both clients' records after the import (epochs $(store_epochs))" test -n "$(rec "$ID42")" -a -n "$(rec "$ID40")"
     e_restart D7 "switch from nfsdcld"
@@ -1284,26 +1316,36 @@ e_from_nfsdcld() {
     cld_measure_grace D7 "switch from nfsdcld, v4.2 and v4.0 reclaiming" full
 
     # ------------------------------------------------ D8 with ours: the switch's restart and the next
-    # Ours does what nfsdcld does (issue 11 scenario 8 is open): the only
-    # source of "this v4.0 client reclaimed" is nfsd's client list, whose
-    # clients/ is mode 0600 (no search bit: unreadable with no capability),
-    # and a record kept from it would get no Remove at the client's lease
-    # expiry (the kernel sets NFSD4_CLIENT_STABLE only at a Create or an
-    # upcall check). Checked here against nfsdcld's outcome above.
+    # No Create comes for a v4.0 reclaim under cld v2; at GraceDone our daemon
+    # reads nfsd's client list (with CAP_DAC_READ_SEARCH: clients/ is 0600)
+    # and carries the v4.0 clients holding reclaimed state into the current
+    # epoch (lib/cld/carry.ts), where nfsdcld drops them. Then nfsd destroys
+    # the client (ctl "expire", as at a lease expiry): no Remove comes from
+    # the kernel for a client it never marked stable, and the daemon removes
+    # the record itself.
     kmsg D8-ours
-    _rd=$(setpriv --inh-caps=-all --ambient-caps=-all --bounding-set=-all -- sh -c 'cat /proc/fs/nfsd/clients/*/info >/dev/null' 2>&1 | head -1)
-    info D8 "nfsd's client list: $(stat -c '%A %n' /proc/fs/nfsd/clients /proc/fs/nfsd/clients/* 2>&1 | head -3 | tr '\n' ' '); its info files read with no capability (setpriv as the launchers): ${_rd:-readable}"
     c40=$(cld_count Create "$N40")
     ok D8 "ours, restart 1 of 2, the switch (the v4.0 client opens nothing new): GraceStart offered the v4.0 client and it reclaimed its lock" \
         test "$(locks_of "$CL" "NFSv4.0" f40b)" -ge 1 -a -n "$(is_offered "$N40" && echo y)"
+    ok D8 "ours, after restart 1's GraceDone: the v4.0 client is still recorded (carried; nfsdcld drops it)" test -n "$(rec "$ID40")"
     e_restart D8 "ours restart 2"
     _l=$(locks_of "$CL" "NFSv4.0" f40b)
     _o=$(is_offered "$N40" && echo offered || echo "not offered")
-    ok D8 "ours, restart 2 of 2: as Debian's nfsdcld (restart 2: $D8_REF), the v4.0 client is $_o and holds $_l lock(s)" test "$_o $_l" = "$D8_REF"
-    note D8 "issue 11 scenario 8 asks for both reclaims to succeed with ours: not yet (see the comment above D8-ours)"
-    # Not a check: once its reclaim is refused the client may open afresh (a
-    # Create at OPEN_CONFIRM), or not yet, depending on timing.
-    info D8 "Creates for the v4.0 client since the switch: $(( $(cld_count Create "$N40") - c40 ))"
+    ok D8 "ours, restart 2 of 2: the v4.0 client is $_o and holds $_l lock(s) (Debian's nfsdcld, restart 2: $D8_REF)" test "$_o" = offered -a "$_l" -ge 1
+    ok D8 "ours: the v4.0 client reclaimed twice with no Create ($(( $(cld_count Create "$N40") - c40 ))): the carry-over, not a new open, kept it" test "$(cld_count Create "$N40")" = "$c40"
+    echo "NOTE[D8]: a v4.0 client through two restarts: Debian's nfsdcld, restart 2: $D8_REF; ours: $_o, $_l lock(s)" >> "$OUT/result.txt"
+    # nfsd destroys the client: its record goes, with no Remove from the kernel
+    _ctl=$(grep -l "^name: \"$N40\"" /proc/fs/nfsd/clients/*/info 2>/dev/null | head -1)
+    _r=$(cld_count Remove "$N40")
+    if [ -n "$_ctl" ] && [ "$(cld_count Create "$N40")" = "$c40" ]; then
+        echo expire > "${_ctl%/info}/ctl"
+        wait_until 20 no_rec "$ID40" \
+            && pass D8 "nfsd destroyed the carried v4.0 client (ctl expire): the daemon removed its record ($(( $(cld_count Remove "$N40") - _r )) Remove upcalls from the kernel)" \
+            || fail D8 "nfsd destroyed the carried v4.0 client (ctl expire), but its record is still in the store"
+        # the client recovers with a new open (OPEN_CONFIRM: a Create) for the lock holder's next use; not checked
+    else
+        fail D8 "the v4.0 client is not in /proc/fs/nfsd/clients or made a Create: cannot test its expiry"
+    fi
     ok D8 "the v4.2 client reclaimed too" test "$(locks_of "$CL" "NFSv4.2" f42)" -ge 1
 }
 
@@ -1392,7 +1434,7 @@ e_container() {
     N2PID=
     for _p in $(pgrep -f -- "$DBIN"); do is_js "$_p" && in_ns2 "$_p" && N2PID=$_p; done
     ok D9 "a second instance of our daemon serves the container: $DCMD -p $NS2_PIPEFS -s $NS2_STORE (pid ${N2PID:-none})" test -n "$N2PID"
-    [ -n "$N2PID" ] && check_caps D10 "the container's daemon (pid $N2PID)" "$(status_of "$N2PID" daemon-ns2)"
+    [ -n "$N2PID" ] && check_daemon_caps D10 "the container's daemon (pid $N2PID)" "$(status_of "$N2PID" daemon-ns2)"
     _u=$(n_using nfsdcld); _g=$(cld_count GraceStart)
     timeout 60 nsenter -t "$CPID" -m -n -u -- rpc.nfsd -N 3 8 || fail D9 "the container's rpc.nfsd"
     ok D9 "the container's nfsd uses the daemon (\"$(tracker)\"), GraceStart answered, the container's daemon holds its pipe $NS2_PIPEFS/nfsd/cld" \
