@@ -132,14 +132,17 @@ export class ClientDowncalls {
   }
 }
 
-/** NIBBLE[c]: the value of the lowercase hex digit c (the store's ids are checked hex). */
-const NIBBLE = new Uint8Array(256);
-for (let i = 0; i < 16; i++) NIBBLE['0123456789abcdef'.charCodeAt(i)] = i;
+/** PAIR[c << 8 | d]: the byte that the lowercase hex digits c, d stand for (the store's ids are checked hex): one load a byte. */
+const PAIR = new Uint8Array(65536);
+for (let i = 0; i < 256; i++) {
+  const h = i.toString(16).padStart(2, '0');
+  PAIR[(h.charCodeAt(0) << 8) | h.charCodeAt(1)] = i;
+}
 
 /** Hex digits src[from, to) as bytes into dst at `at`; how many bytes. */
 function unhex(src: Uint8Array, from: number, to: number, dst: Buffer, at: number): number {
   let n = 0;
-  for (let i = from; i + 1 < to; i += 2) dst[at + n++] = (NIBBLE[src[i]] << 4) | NIBBLE[src[i + 1]];
+  for (let i = from; i + 1 < to; i += 2) dst[at + n++] = PAIR[(src[i] << 8) | src[i + 1]];
   return n;
 }
 
