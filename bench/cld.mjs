@@ -5,12 +5,14 @@
 //
 //   node bench/cld.mjs [--quick] [--rounds N] [--upcall-rounds N]
 //                      [--upcall-creates N] [--upcall-cap S] [--no-upcall]
-//                      [--keep] [--out DIR]
+//                      [--keep] [--out DIR] [--baseline DIST]
 //
 //   --quick   smoke run (~1 min): 1,000-create storm, 10,000-client GraceStart,
 //             2 rounds, a 300-create upcall storm; writes results-cld.quick.md
 //   --upcall-cap S  stop starting upcall processes after S s and extrapolate
 //                   (75; quick 20): 16 concurrent upcalls are slow
+//   --baseline DIST another build's dist/ (its nfsdcld launcher, Node), run as one
+//                   more daemon in the same rounds: an interleaved A/B of a change
 //
 // Measured, for nfsdcld, ours under Node (dist/nfsdcld, the shipped launcher)
 // and ours under Bun (bun dist/nfsdcld.js):
@@ -476,6 +478,12 @@ async function main() {
     { key: 'c', short: 'nfsdcld (C)', label: `Debian's nfsdcld ${results.refVersion}`, spec: { cmd: lib.isolated(iso, [ref.bin]), env: {}, padV1To: 1067 } },
     { key: 'node', short: 'ours (Node)', label: `ours: dist/nfsdcld (${nodeLauncherRuntime})`, spec: { cmd: lib.isolated(iso, [path.join(dist, 'nfsdcld')]), env: oursEnv } },
   ];
+  const baseline = opt('--baseline');
+  if (baseline) {
+    const copy = path.join(work, 'baseline-dist');
+    fs.cpSync(path.resolve(baseline), copy, { recursive: true, filter: (src) => !path.basename(src).startsWith('.build-') });
+    impls.push({ key: 'base', short: 'baseline (Node)', label: `--baseline ${baseline}: its nfsdcld`, spec: { cmd: lib.isolated(iso, [path.join(copy, 'nfsdcld')]), env: oursEnv } });
+  }
   if (bunPath) {
     fs.writeFileSync(path.join(work, 'bun-pty-shim.cjs'), BUN_PTY_SHIM);
     impls.push({
@@ -601,6 +609,11 @@ function report(error) {
       'The **harness floor** row is a python "daemon" that does no work: it answers every upcall at once from messages built before it serves (the same clients for GraceStart), one write() each, no store, no fsync; the **Node floor** row is the same in Node (what 100,000 `fs.writeSync` calls from JavaScript cost by themselves). ' +
         'It is what the pty, the relay and the driver cost by themselves on this machine; on the real rpc_pipefs a downcall write is handled by the kernel at once, so time near the floor is the harness, not the daemon.',
     );
+  }
+  const base = (impls ?? []).find((i) => i.key === 'base');
+  if (base) {
+    P();
+    P(`The **baseline** row is another build, run in the same rounds for an A/B of a change (${base.label}).`);
   }
   if (error) {
     P();

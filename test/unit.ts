@@ -38,6 +38,7 @@ import {
   TIME_LINE_BYTES,
   unseal,
   INITIAL_EPOCHS,
+  type ClientRecord,
   type Epochs,
   type JournalEntry,
   type RecState,
@@ -652,6 +653,59 @@ t.test('crc32Bytes, four bytes a step, is zlib crc32 on any range', async (t) =>
   t.pass('3000 ranges');
 });
 
+t.test('the record line decoder, scanning each field once, reads what the format says and nothing else', async (t) => {
+  // The format as a regular expression and the rules beside it: the plain
+  // reading the decoder's position-by-position scan must agree with.
+  const LINE = /^(-|(?:[0-9a-f]{2}){1,1024}) (\d{1,16}) ([01])(?: (\d{1,16}) (-|[0-9a-f]{64}) (-|\d{1,16}) (-|[0-9a-f]{64}))? ([0-9a-f]{8})$/;
+  const plainDecode = (line: string): ClientRecord | null => {
+    const m = LINE.exec(line);
+    if (!m || crcHex(line.slice(0, -9)) !== m[8]) return null;
+    const [, id, time, sess, epoch, ph, oe, oph] = m;
+    const rec = { id: id === '-' ? '' : id, time: Number(time), session: sess === '1', epoch: 1, ph: null as string | null, older: null as ClientRecord['older'] };
+    if (rec.time > MAX_TIME) return null;
+    if (epoch === undefined) return rec;
+    rec.epoch = Number(epoch);
+    rec.ph = ph === '-' ? null : ph;
+    if (rec.epoch < 1) return null;
+    if (oe === '-') return oph === '-' ? rec : null;
+    if (Number(oe) < 1 || Number(oe) >= rec.epoch) return null;
+    rec.older = { epoch: Number(oe), ph: oph === '-' ? null : oph };
+    return rec;
+  };
+  // Sound lines (both versions), then an edit: a character replaced, inserted
+  // or deleted from an alphabet of delimiters, digits, hex and near misses;
+  // mostly sealed again, so that the field checks alone decide.
+  const soundArb = fc.tuple(idArb, stateArb, fc.boolean()).map(([id, st, v1]) => {
+    const line = strip(encodeRecord({ id, ...st }));
+    return v1 ? `${line.split(' ').slice(0, 3).join(' ')} 00000000` : line;
+  });
+  // And lines put together from fields near the rules' edges, for the checks between fields.
+  const num = fc.constantFrom('0', '1', '2', '3', '01', '12', String(MAX_TIME), String(MAX_TIME + 1), '9'.repeat(16), '9'.repeat(17), '', 'x');
+  const hexOf = (n: number) => fc.uint8Array({ minLength: n, maxLength: n }).map((b) => Buffer.from(b).toString('hex'));
+  const phField = fc.oneof(fc.constant('-'), hexOf(32), hexOf(31), hexOf(33), hexOf(32).map((h) => h.toUpperCase()), fc.constant('--'));
+  const fieldsArb = fc
+    .tuple(fc.oneof(fc.constant('-'), hexOf(1), hexOf(20), hexOf(1024), hexOf(1025), hexOf(3).map((h) => h.slice(1))), num, fc.constantFrom('0', '1', '2'), fc.option(fc.tuple(num, phField, fc.oneof(num, fc.constant('-')), phField)))
+    .map(([id, time, sess, ep]) => `${[id, time, sess, ...(ep ?? [])].join(' ')} 00000000`);
+  const editArb = fc.record({ op: fc.constantFrom('replace', 'insert', 'delete', 'none'), at: fc.nat(), c: fc.constantFrom(...' -0159afgAF:/x'), reseal: fc.nat(9) });
+  fc.assert(
+    fc.property(fc.oneof(soundArb, fieldsArb), fc.array(editArb, { maxLength: 3 }), (sound, edits) => {
+      let body = sound.slice(0, -9);
+      let seal = true;
+      for (const e of edits) {
+        const at = e.at % (body.length + 1);
+        if (e.op === 'replace') body = body.slice(0, at) + e.c + body.slice(at + 1);
+        else if (e.op === 'insert') body = body.slice(0, at) + e.c + body.slice(at);
+        else if (e.op === 'delete') body = body.slice(0, at) + body.slice(at + 1);
+        if (e.reseal === 0) seal = false;
+      }
+      const line = `${body} ${seal ? crcHex(body) : sound.slice(-8)}`;
+      return isDeepStrictEqual(plain(decodeRecord(line)), plain(plainDecode(line)));
+    }),
+    { seed: SEED, numRuns: 20000 },
+  );
+  t.pass('20000 edited lines');
+});
+
 t.test('a journal parse carried on from an earlier read is the parse from scratch', async (t) => {
   const { parseJournal } = await import('../lib/store/journal');
   // Lines as writers leave them: entries, damaged ones, a torn tail, a second header.
@@ -705,6 +759,54 @@ t.test("a store's journal read carried on never hides another writer's change", 
   t.same([seen('a').has, seen('b').has, seen('c').has], [true, true, true], 'a compaction by another process, and a write after it');
   fs.writeFileSync(journal, encodeJournalHeader(3), 'latin1');
   t.equal(seen('c').has, false, 'a journal replaced by a shorter one');
+});
+
+t.test('a grace start refuses a snapshot whose sound lines are not in strictly increasing order', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nfsdcltrack-order-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const ep = { current: 2, recovery: 1 };
+  // Keys sharing long prefixes, one a prefix of another, and the empty id.
+  const idsArb = fc.uniqueArray(fc.tuple(fc.constantFrom('', 'ab'.repeat(30), 'ab'.repeat(31)), fc.stringMatching(/^(?:[0-9a-f]{2}){0,2}$/)).map(([a, b]) => a + b), { minLength: 1, maxLength: 12 });
+  const editArb = fc.record({ kind: fc.constantFrom('swap', 'dup', 'damage'), i: fc.nat(), j: fc.nat() });
+  let refused = 0;
+  await fc.assert(
+    fc.asyncProperty(idsArb, fc.array(editArb, { maxLength: 3 }), async (ids, edits) => {
+      fs.rmSync(dir, { recursive: true, force: true });
+      fs.mkdirSync(dir);
+      const store = new Store({ dir });
+      const recs = ids.map((id) => ({ id, time: 5, session: true, epoch: 1, ph: null, older: null })).sort((a, b) => (keyOf(a.id) < keyOf(b.id) ? -1 : 1));
+      await store.replaceAll(() => recs, () => ep);
+      const snap = path.join(dir, 'clients.snap');
+      const text = fs.readFileSync(snap, 'latin1');
+      const head = text.indexOf('\n') + 1;
+      const lines = text.slice(head).split('\n').slice(0, recs.length);
+      const tail = text.slice(head + lines.reduce((n, l) => n + l.length + 1, 0));
+      const sound = lines.map(() => true);
+      for (const e of edits) {
+        const i = e.i % lines.length;
+        const j = e.j % lines.length;
+        if (e.kind === 'swap') [lines[i], lines[j], sound[i], sound[j]] = [lines[j], lines[i], sound[j], sound[i]];
+        else if (e.kind === 'dup') [lines[i], sound[i]] = [lines[j], sound[j]];
+        else [lines[i], sound[i]] = [lines[i].replace(/ 5 1 /, ' 6 1 '), false];
+      }
+      fs.writeFileSync(snap, text.slice(0, head) + lines.map((l) => l + '\n').join('') + tail, 'latin1');
+      const keys = lines.filter((_, k) => sound[k]).map((l) => l.slice(0, l.indexOf(' ')));
+      const ordered = keys.every((k, n) => n === 0 || keys[n - 1] < k);
+      const v = store.read();
+      try {
+        const got: string[] = [];
+        store.eachReclaimable(v, ep, (b, from, to) => got.push(b.toString('latin1', from, to)) > 0);
+        return ordered && got.length === keys.length;
+      } catch (e) {
+        refused++;
+        return !ordered && /not sorted/.test((e as Error).message);
+      } finally {
+        v.close();
+      }
+    }),
+    { seed: SEED, numRuns: 400 },
+  );
+  t.ok(refused > 20, `refused ${refused} of 400 stores`);
 });
 
 t.test('a grace start from the bytes hands out what records() and recoveryMembership give', async (t) => {

@@ -96,13 +96,16 @@ export function encodeClient(msg: Buffer, status: number, client: ClientInfo): B
 /**
  * GraceStart's downcalls, one buffer for all of them: a 100,000-client grace
  * start otherwise allocates and collects 100,000 messages. Each set() returns
- * that buffer refilled (the union zeroed, then this client, decoded from the
+ * that buffer refilled (the union holding only this client, decoded from the
  * hex digits the store holds, straight from its bytes): write it out before
- * the next set().
+ * the next set(). Only the bytes the client before left beyond this one's
+ * are zeroed, not the whole union.
  */
 export class ClientDowncalls {
   readonly buf: Buffer;
-  private used = 0;
+  /** The name length and whether a princhash is in the buffer now. */
+  private nameLen = 0;
+  private hasPh = false;
 
   constructor(msg: Buffer, status: number) {
     const h = decodeHeader(msg);
@@ -112,24 +115,34 @@ export class ClientDowncalls {
   /** The client whose name is the hex digits hex[from, to), with the princhash of 64 hex digits at hex[ph] (-1: none). */
   set(hex: Uint8Array, from: number, to: number, ph: number): Buffer {
     const b = this.buf;
-    b.fill(0, CLD_HDR_SIZE, this.used);
     const len = unhex(hex, from, Math.min(to, from + 2 * CLD_NAME_MAX), b, OFF_NAME);
-    b.writeUInt16LE(len, OFF_NAME_LEN);
-    this.used = OFF_NAME + len;
-    if (b[0] === 2 && ph >= 0) {
+    for (let k = OFF_NAME + len; k < OFF_NAME + this.nameLen; k++) b[k] = 0;
+    this.nameLen = len;
+    b[OFF_NAME_LEN] = len & 0xff;
+    b[OFF_NAME_LEN + 1] = len >> 8;
+    if (b[0] !== 2) return b;
+    if (ph >= 0) {
       b[OFF_PRINC_LEN] = unhex(hex, ph, ph + 2 * CLD_PRINCHASH_SIZE, b, OFF_PRINC);
-      this.used = b.length;
+      this.hasPh = true;
+    } else if (this.hasPh) {
+      b.fill(0, OFF_PRINC_LEN, OFF_PRINC + CLD_PRINCHASH_SIZE);
+      this.hasPh = false;
     }
     return b;
   }
 }
 
-const nibble = (c: number): number => (c <= 57 ? c - 48 : (c | 32) - 87);
+/** PAIR[c << 8 | d]: the byte that the lowercase hex digits c, d stand for (the store's ids are checked hex): one load a byte. */
+const PAIR = new Uint8Array(65536);
+for (let i = 0; i < 256; i++) {
+  const h = i.toString(16).padStart(2, '0');
+  PAIR[(h.charCodeAt(0) << 8) | h.charCodeAt(1)] = i;
+}
 
-/** Hex digits src[from, to) as bytes into dst at `at` (the store's ids are checked hex); how many bytes. */
+/** Hex digits src[from, to) as bytes into dst at `at`; how many bytes. */
 function unhex(src: Uint8Array, from: number, to: number, dst: Buffer, at: number): number {
   let n = 0;
-  for (let i = from; i + 1 < to; i += 2) dst[at + n++] = (nibble(src[i]) << 4) | nibble(src[i + 1]);
+  for (let i = from; i + 1 < to; i += 2) dst[at + n++] = PAIR[(src[i] << 8) | src[i + 1]];
   return n;
 }
 
