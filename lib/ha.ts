@@ -156,6 +156,21 @@ export function guardFor(dir: string, ha: HaSettings): (() => string | null) | u
 /** With a pin or a mount point, a missing storage dir is refused, not made: it is where the shared disk should be. */
 export const mustExist = (ha: HaSettings): boolean => ha.storeId !== undefined || ha.storageMountpoint !== undefined;
 
+/**
+ * Why `store` (opened with the settings' pin and guard) must not be served
+ * or written, or null: checked before anything (ensureStorageDir) could
+ * make an empty store where the shared disk should be.
+ */
+export function refusal(store: Pick<Store, 'vet'>, ha: HaSettings): string | null {
+  if (!mustExist(ha)) return null;
+  try {
+    store.vet();
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
 // --- starting to serve, and noting how far --------------------------------------
 
 export interface ServeContext {

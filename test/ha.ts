@@ -411,6 +411,58 @@ t.test("a dead peer's lock is taken over within the documented bound (staleMs, b
   t.notOk(fs.existsSync(lock), 'no lock left');
 });
 
+t.test("the administrator's write commands honour the pin: compact, import, verify --repair and remove refuse another store", async (t) => {
+  const s = site();
+  const a = node('a');
+  attach(s.disk, s.mnt);
+  t.equal(run(a, ['-s', s.store, 'create', hex('d1')]).status, 0);
+  const id = readStoreId(s.store).id!;
+  const db = path.join(tmp, `export-${++seq}.sqlite`);
+  t.equal(run(a, ['-s', s.store, 'export', db]).status, 0);
+  t.equal(detach(s.mnt).status, 0);
+
+  // No disk: nothing is made where it should be.
+  const b = node('b', pinned(id));
+  for (const args of [['import', db], ['import', '--merge', db], ['compact'], ['verify', '--repair']]) {
+    const r = run(b, ['-s', s.store, ...args]);
+    t.not(r.status, 0, `no disk: ${args.join(' ')} fails`);
+    t.notOk(fs.existsSync(s.store), `and makes no store (${args.join(' ')})`);
+  }
+  t.match(run(b, ['-s', s.store, 'import', db]).stderr, /does not exist, so it does not hold the pinned store/, 'import says why');
+
+  // The shadowing local store: another id, left as it is.
+  const local = node('local');
+  t.equal(run(local, ['-s', s.store, 'create', hex('l1')]).status, 0);
+  t.equal(run(local, ['-s', s.store, 'create', hex('l2')]).status, 0);
+  const files = () => Object.fromEntries(fs.readdirSync(s.store).sort().map((f) => [f, fs.readFileSync(path.join(s.store, f), 'latin1')]));
+  const before = files();
+  for (const args of [['import', db], ['import', '--merge', db], ['compact'], ['remove', hex('l1')]]) {
+    const r = run(b, ['-s', s.store, ...args]);
+    t.not(r.status, 0, `pinned, another store: ${args.join(' ')} refused`);
+    t.match(r.stderr, /not the pinned store/, `and says why (${args.join(' ')})`);
+  }
+  const m = node('m', `[nfsdcltrack]\nstorage-mountpoint = ${s.mnt}\n`);
+  t.match(run(m, ['-s', s.store, 'compact']).stderr, /not a mount point/, 'storage-mountpoint alone: compact refused on the local directory');
+  // A damaged line, so that --repair would write.
+  const snap = path.join(s.store, 'clients.journal');
+  fs.appendFileSync(snap, 'garbage line\n');
+  const damaged = files();
+  const rep = run(b, ['-s', s.store, 'verify', '--repair']);
+  t.equal(rep.status, 1, 'verify --repair refused');
+  t.match(rep.stderr + rep.stdout, /not the pinned store/);
+  t.same(files(), damaged, 'nothing written by the refused repair');
+  fs.writeFileSync(snap, before['clients.journal']);
+  t.same(files(), before, 'nothing written by the refused commands');
+
+  // The pinned store itself: served.
+  fs.rmSync(s.store, { recursive: true });
+  attach(s.disk, s.mnt);
+  t.equal(run(b, ['-s', s.store, 'compact']).status, 0, 'the pinned store: compact');
+  t.equal(run(b, ['-s', s.store, 'import', '--merge', db]).status, 0, 'import --merge');
+  t.equal(run(b, ['-s', s.store, 'verify', '--repair']).status, 0, 'verify --repair');
+  t.equal(readStoreId(s.store).id, id);
+});
+
 t.test('the id survives compaction, export and import, and an older store gets one at init', async (t) => {
   const s = site();
   const a = node('a');
