@@ -90,8 +90,9 @@ stop_service() {
 # fail_node N TAG: the node dies mid-write: its daemon is SIGKILLed inside a
 # transaction (strace holds its fdatasync 3 s at the exit while a new client's
 # Create is in flight), so its lock stays in the store; then nfsd stops, the
-# address goes, the mount is dropped (lazily). Sets T_FAIL (uptime), LOCK_MTIME
-# (epoch s) and LOCK_OWNER (the owner file left in clients.lock, "" if none).
+# address goes, the mount is dropped (lazily). Sets T_FAIL (uptime of the kill),
+# T_DOWN (uptime when the node is down), LOCK_MTIME (epoch s) and LOCK_OWNER
+# (the owner file left in clients.lock, "" if none).
 fail_node() {
     _p=$(dpid $1)
     strace -f -p "$_p" -xx -s 8 -e trace=read,fdatasync -e inject=fdatasync:delay_exit=3000000 -o "$OUT/strace-$1.txt" 2> "$OUT/strace-$1.err" & _s=$!
@@ -105,8 +106,8 @@ fail_node() {
     LOCK_MTIME=$(on $1 stat -c %.3Y $SRV/cld/clients.lock 2>/dev/null)
     release $1 "$2"
     stop_service $1 "$2"
-    on $1 umount -l $SRV >> "$OUT/stop-$1.txt" 2>&1
-    info "$2" "node $1 failed: daemon (pid $_p) SIGKILLed $([ $_in = 0 ] && echo "inside a write" || echo "(no write seen)"), nfsd stopped, address removed, disk dropped"
+    on $1 umount -l $SRV >> "$OUT/stop-$1.txt" 2>&1; T_DOWN=$(now)
+    info "$2" "node $1 failed: daemon (pid $_p) SIGKILLed $([ $_in = 0 ] && echo "inside a write" || echo "(no write seen)"), nfsd stopped, address removed, disk dropped ($(awk -v a=$T_FAIL -v b=$T_DOWN 'BEGIN{printf "%.1f", b-a}') s)"
     ok "$2" "node $1's daemon died holding the store's lock: clients.lock left on the disk, owner ${LOCK_OWNER:-none}" test -n "$LOCK_OWNER"
 }
 # release N: answer with -EIO the upcalls node N's killed daemon had read from
@@ -194,7 +195,7 @@ wait_until $((GRACE * 4 + 30)) locked B ha-c42 && T2=$(now) || T2=-
 ok H1 "the v4.2 client reclaimed its lock from node B" test "$T2" != -
 wait_until $((GRACE * 4 + 30)) grace_over B && T3=$(now) || T3=-
 ok H1 "the v4.0 client reclaimed its lock from node B" locked B ha-c40
-info H1 "failover A -> B: node B serving $(awk -v a=$T0 -v b=$T1 'BEGIN{printf "%.1f", b-a}') s after the failure, first reclaim at $(awk -v a=$T0 -v b=$T2 'BEGIN{printf "%.1f", b-a}') s, end of grace at $(awk -v a=$T0 -v b=$T3 'BEGIN{printf "%.1f", b-a}') s"
+info H1 "failover A -> B: node B serving $(awk -v a=$T0 -v b=$T1 'BEGIN{printf "%.1f", b-a}') s after the failure ($(awk -v a=$T_DOWN -v b=$T1 'BEGIN{printf "%.1f", b-a}') s after A was down), first reclaim at $(awk -v a=$T0 -v b=$T2 'BEGIN{printf "%.1f", b-a}') s, end of grace at $(awk -v a=$T0 -v b=$T3 'BEGIN{printf "%.1f", b-a}') s"
 printf 'H1\tA -> B\t%s\t%s\t%s\n' "$T0" "$T2" "$T3" >> "$OUT/ha-times.tsv"
 ok H1 "the client A never recorded (v4.1, $ID41) is refused: no lock of it on node B after grace" test "$(locks B ha-c41)" = 0
 kill $W 2>/dev/null
@@ -211,7 +212,7 @@ wait_until $((GRACE * 4 + 30)) grace_over A && T3=$(now) || T3=-
 # dropped its record with the old recovery epoch at GraceDone (D8: as nfsdcld does)
 locked A ha-c40 && _o=reclaimed || _o="refused (no Create on B: D8, issue 11 scenario 8)"
 echo "NOTE[H1]: failback B -> A: the v4.0 client, which opened nothing new on B, was $_o" >> "$OUT/result.txt"
-info H1 "failback B -> A: first reclaim at $(awk -v a=$T0 -v b=$T2 'BEGIN{printf "%.1f", b-a}') s, end of grace at $(awk -v a=$T0 -v b=$T3 'BEGIN{printf "%.1f", b-a}') s"
+info H1 "failback B -> A: node A serving $(awk -v a=$T0 -v b=$T1 'BEGIN{printf "%.1f", b-a}') s after the failure ($(awk -v a=$T_DOWN -v b=$T1 'BEGIN{printf "%.1f", b-a}') s after B was down), first reclaim at $(awk -v a=$T0 -v b=$T2 'BEGIN{printf "%.1f", b-a}') s, end of grace at $(awk -v a=$T0 -v b=$T3 'BEGIN{printf "%.1f", b-a}') s"
 
 # a client for H2 (in its own network namespace, so that it can be kept away
 # from the node that refuses): recorded by A, holding a lock
@@ -234,7 +235,7 @@ stop_service A; kill "$PA"
 kmsg H2-no-disk
 mounted() { grep -q '^/dev/vda ' /proc/mounts || on A grep -q '^/dev/vda ' /proc/mounts || on B grep -q '^/dev/vda ' /proc/mounts; }
 # H3's older copy of the disk, taken now that no node mounts it
-T=$(now); mounted || dd if=/dev/vda of=/run/vda-old.img bs=1M 2> "$OUT/h3-dd.txt" || fail H3 "copy of the disk image"
+T=$(now); ! mounted && dd if=/dev/vda of=/run/vda-old.img bs=1M 2> "$OUT/h3-dd.txt" || fail H3 "copy of the disk image (mounted: $(mounted && echo yes || echo no))"
 info H3 "older copy of the disk image taken (the store as A left it) in $(awk -v a=$T -v b=$(now) 'BEGIN{printf "%.1f", b-a}') s"
 # B's daemon is started (pinned) before the disk is mounted: its storage dir is
 # the bare local directory under the mount point. The cluster then mounts the
@@ -299,7 +300,7 @@ kill "$PB"; wait_until 10 sh -c "! kill -0 $PB 2>/dev/null"
 on B cat /var/lib/nfsdcltrack-ts/seen.$SID > "$OUT/h3-seen.txt" 2>&1
 on B umount $SRV > "$OUT/h3-umount.txt" 2>&1 || fail H3 "umount on B: $(cat "$OUT/h3-umount.txt")"
 T=$(now)
-mounted || dd if=/run/vda-old.img of=/dev/vda bs=1M conv=fsync 2>> "$OUT/h3-dd.txt" || fail H3 "the older image written back"
+! mounted && dd if=/run/vda-old.img of=/dev/vda bs=1M conv=fsync 2>> "$OUT/h3-dd.txt" || fail H3 "the older image written back (mounted: $(mounted && echo yes || echo no))"
 info H3 "older image written back in $(awk -v a=$T -v b=$(now) 'BEGIN{printf "%.1f", b-a}') s; B's note: $(cat "$OUT/h3-seen.txt")"
 mount_disk B H3
 SL=$(wc -l < "$OUT/syslog.txt")
