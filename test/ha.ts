@@ -412,12 +412,18 @@ t.test("a dead peer's lock is taken over within the documented bound (staleMs, b
   t.notOk(fs.existsSync(lock), 'no lock left');
 });
 
-t.test("the administrator's write commands honour the pin: compact, import, verify --repair and remove refuse another store", async (t) => {
+/** Node a serving a new store on its mounted disk, with one client recorded. */
+function withClient(client: string): { s: ReturnType<typeof site>; a: Node; id: string } {
   const s = site();
   const a = node('a');
   attach(s.disk, s.mnt);
-  t.equal(run(a, ['-s', s.store, 'create', hex('d1')]).status, 0);
-  const id = readStoreId(s.store).id!;
+  const r = run(a, ['-s', s.store, 'create', hex(client)]);
+  if (r.status !== 0) throw new Error(`create ${client}: ${r.status} ${r.stderr}`);
+  return { s, a, id: readStoreId(s.store).id! };
+}
+
+t.test("the administrator's write commands honour the pin: compact, import, verify --repair and remove refuse another store", async (t) => {
+  const { s, a, id } = withClient('d1');
   const db = path.join(tmp, `export-${++seq}.sqlite`);
   t.equal(run(a, ['-s', s.store, 'export', db]).status, 0);
   t.equal(detach(s.mnt).status, 0);
@@ -465,11 +471,7 @@ t.test("the administrator's write commands honour the pin: compact, import, veri
 });
 
 t.test('the id survives compaction, export and import, and an older store gets one at init', async (t) => {
-  const s = site();
-  const a = node('a');
-  attach(s.disk, s.mnt);
-  t.equal(run(a, ['-s', s.store, 'create', hex('k1')]).status, 0);
-  const id = readStoreId(s.store).id!;
+  const { s, a, id } = withClient('k1');
   t.equal(run(a, ['-s', s.store, 'compact']).status, 0);
   const db = path.join(tmp, `export-${++seq}.sqlite`);
   t.equal(run(a, ['-s', s.store, 'export', db]).status, 0);
