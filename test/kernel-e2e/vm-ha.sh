@@ -1,12 +1,12 @@
 #!/bin/sh
 # Boot h (issue 12): two server "nodes" of an active/passive pair in one VM.
-# Each node is a network + mount + UTS namespace (as D9's container) with its
-# own nfsd filesystem, rpc_pipefs, /var/lib/nfs, nfs.conf and our installed
-# daemon (the unit's ExecStart); both have the hostname e2e-ha (nfsd's server
-# scope). The store is on a virtio disk (/dev/vda) that only the active node
-# mounts, at /srv/nfs, in its own mount namespace. A floating address
-# ($VIP) moves between the nodes' veths on a bridge; the clients (v4.2, v4.0)
-# are in a third network namespace.
+# Each node is a network + mount + UTS + pid namespace (as D9's container)
+# with its own nfsd filesystem, rpc_pipefs, /var/lib/nfs, nfs.conf and our
+# installed daemon (the unit's ExecStart); both have the hostname e2e-ha
+# (nfsd's server scope). The store is on a virtio disk (/dev/vda) that only
+# the active node mounts, at /srv/nfs, in its own mount namespace. A floating
+# address ($VIP) moves between the nodes' veths on a bridge; the clients are
+# in client network namespaces on the same bridge.
 #   H1 failover A -> B with A killed mid-write (its lock left on the disk), and back to A
 #   H4 the idle daemon does not keep the disk busy: the unmount succeeds
 #   H2 B's daemon started before the disk is mounted, store-id pinned: refused,
