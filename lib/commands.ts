@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import { crashPoint } from './crashpoint';
 import { EACCES, EINVAL, EPERM, EREMOTEIO, ERANGE, ErrnoError, errnoOf, statusFor } from './errno';
 import { END_GRACE_FILE, liftGrace, parseGraceStart } from './grace';
-import { guardFor, mustExist, noteWritten, startServing, stateDirOf, type HaSettings } from './ha';
+import { guardFor, mustExist, noteWritten, refusal, startServing, stateDirOf, type HaSettings } from './ha';
 import { parseHexId } from './hex';
 import type { Logger } from './log';
 import type { RecState } from './store/format';
@@ -47,21 +47,6 @@ function openStore(ctx: CommandContext): Store {
     guard: guardFor(ctx.storagedir, ha),
   });
   return ctx.opened;
-}
-
-/**
- * With a pin or a mount point, a storage dir that is not the one configured
- * is refused before anything (ensureStorageDir) could make an empty one: the
- * message, or null.
- */
-function refusal(ctx: CommandContext): string | null {
-  if (!ctx.ha || !mustExist(ctx.ha)) return null;
-  try {
-    openStore(ctx).vet();
-    return null;
-  } catch (e) {
-    return (e as Error).message;
-  }
 }
 
 /** Exit status of a failed write: the store's errno only when it could not be opened at all. */
@@ -267,7 +252,7 @@ export async function runKernelCommand(cmd: KernelCommand, arg: string | undefin
 const REFUSED: Record<KernelCommand, number> = { init: EACCES, create: EREMOTEIO, remove: EREMOTEIO, check: EPERM, gracedone: EREMOTEIO };
 
 async function dispatch(cmd: KernelCommand, arg: string | undefined, ctx: CommandContext): Promise<number> {
-  const refused = refusal(ctx);
+  const refused = ctx.ha ? refusal(openStore(ctx), ctx.ha) : null;
   if (refused !== null) return failure(ctx, cmd, new Error(refused), REFUSED[cmd]);
   if (cmd === 'init') return init(ctx);
   try {

@@ -156,6 +156,21 @@ export function guardFor(dir: string, ha: HaSettings): (() => string | null) | u
 /** With a pin or a mount point, a missing storage dir is refused, not made: it is where the shared disk should be. */
 export const mustExist = (ha: HaSettings): boolean => ha.storeId !== undefined || ha.storageMountpoint !== undefined;
 
+/**
+ * Why `store` (opened with the settings' pin and guard) must not be served
+ * or written, or null: checked before anything (ensureStorageDir) could
+ * make an empty store where the shared disk should be.
+ */
+export function refusal(store: Pick<Store, 'vet'>, ha: HaSettings): string | null {
+  if (!mustExist(ha)) return null;
+  try {
+    store.vet();
+    return null;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
 // --- starting to serve, and noting how far --------------------------------------
 
 export interface ServeContext {
@@ -183,7 +198,8 @@ export function rollbackVerdict(stateDir: string, id: string, at: Position): str
  * A node starts serving the store (upcall init, daemon start): give the store
  * an id if it has none, refuse it if it is behind this node's note, then
  * record this node in clients.served and note the position. Returns why the
- * store is refused (logged loudly), or null.
+ * store is refused (logged loudly, with the store's name; returned without
+ * it, as a guard gives it), or null.
  */
 export async function startServing(store: Store, ctx: ServeContext): Promise<string | null> {
   const now = ctx.now ?? nowSeconds;
@@ -193,7 +209,7 @@ export async function startServing(store: Store, ctx: ServeContext): Promise<str
   } catch (e) {
     if (!(e instanceof StoreRefused)) throw e;
     ctx.log.error(e.message);
-    return e.message;
+    return e.reason;
   }
   if (id === null) {
     ctx.log.error(`${store.dir}: clients.id is damaged: this store's identity is unknown, so a rollback cannot be noticed; see docs/ha.md`);
@@ -205,9 +221,8 @@ export async function startServing(store: Store, ctx: ServeContext): Promise<str
   view.close();
   const why = rollbackVerdict(stateDir, id, at);
   if (why !== null) {
-    const msg = `refusing to serve the store in ${store.dir}: ${why}`;
-    ctx.log.error(msg);
-    return msg;
+    ctx.log.error(`refusing to serve the store in ${store.dir}: ${why}`);
+    return why;
   }
   try {
     // Only a change of node is news: a restart on the same node writes nothing.

@@ -284,6 +284,7 @@ t.test("a node started before its shared disk was mounted refuses to serve, with
     t.equal(await cld(d, Cmd.Check, 'c1'), -13, 'Check (v0) refused, -EACCES');
     t.equal(await cld(d, Cmd.GraceDone), EREMOTEIO, 'GraceDone fails');
     t.match(d.daemonLog, /refusing to serve the store in .*does not exist/, 'the daemon says why');
+    t.notMatch(d.daemonLog, /refusing to serve the store in [^\n]*refusing to serve/, 'once a line, not wrapped in itself');
     t.notOk(fs.existsSync(s.store), 'and makes no store');
   } finally {
     await d.close();
@@ -411,12 +412,66 @@ t.test("a dead peer's lock is taken over within the documented bound (staleMs, b
   t.notOk(fs.existsSync(lock), 'no lock left');
 });
 
-t.test('the id survives compaction, export and import, and an older store gets one at init', async (t) => {
+/** Node a serving a new store on its mounted disk, with one client recorded. */
+function withClient(client: string): { s: ReturnType<typeof site>; a: Node; id: string } {
   const s = site();
   const a = node('a');
   attach(s.disk, s.mnt);
-  t.equal(run(a, ['-s', s.store, 'create', hex('k1')]).status, 0);
-  const id = readStoreId(s.store).id!;
+  const r = run(a, ['-s', s.store, 'create', hex(client)]);
+  if (r.status !== 0) throw new Error(`create ${client}: ${r.status} ${r.stderr}`);
+  return { s, a, id: readStoreId(s.store).id! };
+}
+
+t.test("the administrator's write commands honour the pin: compact, import, verify --repair and remove refuse another store", async (t) => {
+  const { s, a, id } = withClient('d1');
+  const db = path.join(tmp, `export-${++seq}.sqlite`);
+  t.equal(run(a, ['-s', s.store, 'export', db]).status, 0);
+  t.equal(detach(s.mnt).status, 0);
+
+  // No disk: nothing is made where it should be.
+  const b = node('b', pinned(id));
+  for (const args of [['import', db], ['import', '--merge', db], ['compact'], ['verify', '--repair']]) {
+    const r = run(b, ['-s', s.store, ...args]);
+    t.not(r.status, 0, `no disk: ${args.join(' ')} fails`);
+    t.notOk(fs.existsSync(s.store), `and makes no store (${args.join(' ')})`);
+  }
+  t.match(run(b, ['-s', s.store, 'import', db]).stderr, /does not exist, so it does not hold the pinned store/, 'import says why');
+
+  // The shadowing local store: another id, left as it is.
+  const local = node('local');
+  t.equal(run(local, ['-s', s.store, 'create', hex('l1')]).status, 0);
+  t.equal(run(local, ['-s', s.store, 'create', hex('l2')]).status, 0);
+  const files = () => Object.fromEntries(fs.readdirSync(s.store).sort().map((f) => [f, fs.readFileSync(path.join(s.store, f), 'latin1')]));
+  const before = files();
+  for (const args of [['import', db], ['import', '--merge', db], ['compact'], ['remove', hex('l1')]]) {
+    const r = run(b, ['-s', s.store, ...args]);
+    t.not(r.status, 0, `pinned, another store: ${args.join(' ')} refused`);
+    t.match(r.stderr, /not the pinned store/, `and says why (${args.join(' ')})`);
+  }
+  const m = node('m', `[nfsdcltrack]\nstorage-mountpoint = ${s.mnt}\n`);
+  t.match(run(m, ['-s', s.store, 'compact']).stderr, /not a mount point/, 'storage-mountpoint alone: compact refused on the local directory');
+  // A damaged line, so that --repair would write.
+  const snap = path.join(s.store, 'clients.journal');
+  fs.appendFileSync(snap, 'garbage line\n');
+  const damaged = files();
+  const rep = run(b, ['-s', s.store, 'verify', '--repair']);
+  t.equal(rep.status, 1, 'verify --repair refused');
+  t.match(rep.stderr + rep.stdout, /not the pinned store/);
+  t.same(files(), damaged, 'nothing written by the refused repair');
+  fs.writeFileSync(snap, before['clients.journal']);
+  t.same(files(), before, 'nothing written by the refused commands');
+
+  // The pinned store itself: served.
+  fs.rmSync(s.store, { recursive: true });
+  attach(s.disk, s.mnt);
+  t.equal(run(b, ['-s', s.store, 'compact']).status, 0, 'the pinned store: compact');
+  t.equal(run(b, ['-s', s.store, 'import', '--merge', db]).status, 0, 'import --merge');
+  t.equal(run(b, ['-s', s.store, 'verify', '--repair']).status, 0, 'verify --repair');
+  t.equal(readStoreId(s.store).id, id);
+});
+
+t.test('the id survives compaction, export and import, and an older store gets one at init', async (t) => {
+  const { s, a, id } = withClient('k1');
   t.equal(run(a, ['-s', s.store, 'compact']).status, 0);
   const db = path.join(tmp, `export-${++seq}.sqlite`);
   t.equal(run(a, ['-s', s.store, 'export', db]).status, 0);
@@ -485,7 +540,7 @@ t.test('startServing and the notes, in process', async (t) => {
   noteWritten(store, state, log, 1796190005);
   t.ok(lines.some((l) => /^E .*rolled back while in use/.test(l)), 'a server writing behind its note says so');
   t.match(fs.readFileSync(path.join(state, `seen.${id}`), 'latin1'), /gen=9 /, 'and keeps the note');
-  t.match(await startServing(store, { log, env, ha: {} }), /refusing to serve the store in .*rolled back/, 'a start behind the note is refused');
+  t.match(await startServing(store, { log, env, ha: {} }), /^store .* it was rolled back/, 'a start behind the note is refused');
   fs.rmSync(state, { recursive: true });
   t.equal(await startServing(store, { log, env, ha: {} }), null, 'no state dir: served, nothing to compare with');
   t.ok(lines.some((l) => /^D no state dir/.test(l)), 'said at debug level');

@@ -5,6 +5,8 @@
 // import and export. Documented in docs/admin.md.
 import * as fs from 'fs';
 import minimist from 'minimist';
+import { loadTrackConfig } from '../config';
+import { guardFor, mustExist, refusal } from '../ha';
 import { DEFAULT_LOCK } from '../store/lock';
 import { ensureStorageDir, Store, type StoreLog } from '../store/store';
 import type { Logger } from '../log';
@@ -216,7 +218,14 @@ export async function runAdmin(argv: string[], ctx: AdminContext): Promise<numbe
     return USAGE_ERROR;
   };
   const dir = resolveStoragedir(p.storagedir, ctx.env, (m) => ctx.log.warn(m), ctx.defaultStoragedir);
-  const store = new Store({ dir, log: storeLog(ctx.log), lock: { waitMs: Math.max(DEFAULT_LOCK.waitMs, 30_000) } });
+  const lock = { waitMs: Math.max(DEFAULT_LOCK.waitMs, 30_000) };
+  const store = new Store({ dir, log: storeLog(ctx.log), lock });
+  // Writes honour the front ends' pin and mount point (docs/ha.md): the
+  // administrator's compact or import must not make or change a store that
+  // the node would refuse to serve. Reads (list, status, export) do not.
+  const ha = loadTrackConfig(ctx.env, () => undefined);
+  const writer = mustExist(ha) ? new Store({ dir, log: storeLog(ctx.log), lock, storeId: ha.storeId, guard: guardFor(dir, ha) }) : store;
+  const refused = (): string | null => refusal(writer, ha);
   const fail = (msg: string): number => {
     io.err(`nfsdcltrack ${p.cmd}: ${msg}\n`);
     return PROBLEM;
@@ -277,7 +286,9 @@ export async function runAdmin(argv: string[], ctx: AdminContext): Promise<numbe
           io.out(`${dir}: ${errors.length} error(s)${healthy ? '' : '; clients the store cannot prove are refused'}; 'nfsdcltrack verify --repair' salvages what it can prove\n`);
           return PROBLEM;
         }
-        const r = await repairStore(store, a);
+        const why = refused();
+        if (why !== null) return fail(why);
+        const r = await repairStore(writer, a);
         io.out(`repaired: ${r.salvaged} record(s) kept in a new snapshot\n`);
         if (r.keptAside.length > 0) io.out(`kept aside: ${r.keptAside.join(', ')}\n`);
         if (r.lost.length + r.lostDamaged.length === 0) io.out('lost: none\n');
@@ -294,10 +305,12 @@ export async function runAdmin(argv: string[], ctx: AdminContext): Promise<numbe
       case 'compact': {
         if (p.operands.length > 0) return usage(`unexpected argument '${p.operands[0]}'`);
         if (dirMissing()) return fail(`${dir}: no such directory`);
+        const why = refused();
+        if (why !== null) return fail(why);
         const before = store.read();
         const entries = before.journal?.parsed.entries.length ?? 0;
         before.close();
-        if (!(await store.compact())) return fail(`the store in ${dir} is damaged: compaction would lose what it cannot prove; run 'nfsdcltrack verify --repair'`);
+        if (!(await writer.compact())) return fail(`the store in ${dir} is damaged: compaction would lose what it cannot prove; run 'nfsdcltrack verify --repair'`);
         const v = store.read();
         io.out(`compacted ${dir}: ${entries} journal entr${entries === 1 ? 'y' : 'ies'} folded into snapshot gen ${v.gen} (${v.snapshot?.header?.records ?? 0} record(s))\n`);
         v.close();
@@ -308,8 +321,10 @@ export async function runAdmin(argv: string[], ctx: AdminContext): Promise<numbe
         const t0 = Date.now();
         const src = await readLegacyDb(p.operands[0]);
         for (const s of src.skipped) io.err(`nfsdcltrack import: warning: ${s}\n`);
+        const why = refused();
+        if (why !== null) return fail(why);
         ensureStorageDir(dir);
-        const r = await importDb(store, p.operands[0], !!p.opts.merge, src);
+        const r = await importDb(writer, p.operands[0], !!p.opts.merge, src);
         const what = src.epochs ? `nfsdcld schema ${src.schema}, epochs current ${src.epochs.current}, recovery ${src.epochs.recovery}` : `${src.kind} schema ${src.schema}`;
         const epochs = `the store's epochs: current ${r.epochs.current}, recovery ${r.epochs.recovery}`;
         if (r.unchanged) io.out(`${dir} already holds the ${r.total} client(s) of ${src.file} (${what}): nothing to do\n`);

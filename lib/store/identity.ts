@@ -28,8 +28,12 @@ export const isStoreId = (s: string): boolean => UUID.test(s);
 
 /** A store that must not be served: the wrong one, none at all, or one a guard refused. */
 export class StoreRefused extends ErrnoError {
-  constructor(message: string) {
-    super(EREMOTEIO, message);
+  constructor(
+    dir: string,
+    /** Why, without the store's name: what a guard returns. */
+    readonly reason: string,
+  ) {
+    super(EREMOTEIO, `refusing to serve the store in ${dir}: ${reason}`);
   }
 }
 

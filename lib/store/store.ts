@@ -327,7 +327,7 @@ export class Store {
   /** Refuse a store we must not serve (StoreRefused): the pin and the guard, when set. */
   vet(): void {
     const why = this.guard?.() ?? (this.pin === undefined ? null : pinVerdict(this.dir, this.pin));
-    if (why !== null) throw new StoreRefused(`refusing to serve the store in ${this.dir}: ${why}`);
+    if (why !== null) throw new StoreRefused(this.dir, why);
   }
 
   /** The store's id, made now (under the lock) if it has none yet; null when clients.id is damaged. */

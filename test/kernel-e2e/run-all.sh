@@ -20,7 +20,7 @@
 #                            offers its records to the kernel; then D7-D10: switching
 #                            from nfsdcld and the C nfsdcltrack, a v4.0 client across two
 #                            restarts, a container, capabilities (E2E_BOOTS=e: alone, boot 6)
-#   server, boot h (role h)  H1, H4 (issue 12): two HA server nodes as namespaces in one VM,
+#   server, boot h (role h)  H1-H4 (issue 12): two HA server nodes as namespaces in one VM,
 #                            the store on a disk only the active node mounts (vm-ha.sh)
 #   server, boot 5 (role s)  R1 a reclaim storm: E2E_STORM_CLIENTS clients (each in its own
 #                            network and UTS namespace, in the same VM) reclaim their locks
@@ -42,7 +42,7 @@
 #   E2E_REQUIRE=1               a SKIP is a failure
 #   E2E_BOOTS="a c"             which server boots run: a (with b and the client), c (the
 #                               cld daemon, with d and D7-D10), s (the reclaim storm: npm run
-#                               bench:storm, not CI), h (two HA nodes: H1, H4); a, c and h by default
+#                               bench:storm, not CI), h (two HA nodes: H1-H4); a, c and h by default
 #                               (development knob; e: D7-D10 alone, boot 6)
 #   E2E_STORM_CLIENTS=10 E2E_STORM_GRACE=300 E2E_STORM_REPEAT=3              boot s (R1)
 #   E2E_STORM_TRACKERS=daemon,nfsdcld,cli,c
@@ -401,7 +401,9 @@ declare -A NAME=(
   [D8]="D8 a v4.0 client holding a lock through two nfsd restarts in a row: Debian's nfsdcld refuses the second reclaim, ours grants both and removes the record when nfsd destroys the client"
   [D9]="D9 a container: its own nfsd, rpc_pipefs and daemon instance; cld there, no upcall; its client reclaims; stores apart"
   [D10]="D10 capabilities: none in any set for the upcall as the kernel runs it; CAP_DAC_READ_SEARCH alone for the daemon and the container's daemon"
-  [H1]="H1 HA failover: node A killed mid-traffic, node B mounts the disk: A's clients reclaim, an unrecorded one is refused, nothing lost; and back"
+  [H1]="H1 HA failover: node A's daemon killed mid-write (its lock left), node B mounts the disk, takes the lock over: A's clients reclaim, an unrecorded one is refused, nothing lost; and back"
+  [H2]="H2 HA: B's daemon started before the disk, store-id pinned: refused, the kernel grants no reclaim, no store made; restarted: the clients reclaim"
+  [H3]="H3 HA: an older copy of the disk image put back: the node that served the newer one reports the rollback (daemon log, status)"
   [H4]="H4 HA: the idle daemon does not keep the shared disk busy: the unmount succeeds with it running"
   [R1]="R1 reclaim storm: $STORM_CLIENTS clients reclaim under our daemon, nfsdcld, our upcall and the C one; grace ends compared"
 )
@@ -412,7 +414,7 @@ case " $BOOTS " in *" a "*) TAGS="S1 S2 S3 S4 S5 S6"; ROLES="a b client";; esac
 case " $BOOTS " in *" c "*) TAGS="$TAGS D1 D2 D3 D4 D5 D6"; ROLES="$ROLES c d";; esac
 case " $BOOTS " in *" c "*) TAGS="$TAGS D7 D8 D9 D10";; *" e "*) TAGS="$TAGS D7 D8 D9 D10"; ROLES="$ROLES e";; esac
 case " $BOOTS " in *" s "*) TAGS="$TAGS R1"; ROLES="$ROLES s";; esac
-case " $BOOTS " in *" h "*) TAGS="$TAGS H1 H4"; ROLES="$ROLES h";; esac
+case " $BOOTS " in *" h "*) TAGS="$TAGS H1 H2 H3 H4"; ROLES="$ROLES h";; esac
 for s in setup $TAGS; do
     p=$(printf '%s\n' "$all" | grep -c "^PASS\[$s\]" || true)
     f=$(printf '%s\n' "$all" | grep -c "^FAIL\[$s\]" || true)
