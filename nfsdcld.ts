@@ -201,11 +201,12 @@ async function main(argv: string[], log: Logger): Promise<number> {
   });
 }
 
-const log = createLogger({ env: process.env, ident: PROG, foreground: true });
+// background: a resident process never waits for syslog in its event loop (lib/log.ts).
+const log = createLogger({ env: process.env, ident: PROG, foreground: true, background: true });
 // Until -F is seen, as nfsdcld: messages go to stderr, then to syslog when detached.
 log.foreground = process.env[DETACHED_ENV] !== '1';
 const finish = (status: number): never => {
-  log.flush();
+  log.flushNow();
   process.exit(status);
 };
 const crash = (e: unknown): never => {

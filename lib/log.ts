@@ -72,7 +72,8 @@ export interface Logger {
   debug(msg: string | (() => string)): void; // LOG_INFO, only when debugEnabled
   debugEnabled: boolean; // may be switched on after creation
   foreground: boolean; // may be switched after creation (-f)
-  flush(): void; // deliver buffered syslog lines; idempotent
+  flush(): void; // deliver buffered syslog lines; idempotent (waits for logger unless `background`)
+  flushNow(): void; // the same, waiting for logger (a background logger's process exiting)
   /** Number of logger processes spawned by this Logger (diagnostics/tests). */
   readonly spawns?: number;
 }
@@ -90,6 +91,16 @@ export interface LoggerOptions {
   timeoutMs?: number;
   /** Test hook: the fd foreground lines are written to. Default 2. */
   stderrFd?: number;
+  /**
+   * A resident process (the daemon): flush() starts logger and returns, one
+   * logger at a time, each given BACKGROUND_TIMEOUT_MS; lines logged
+   * meanwhile go with the next. Under a heavy load logger can take over a
+   * second to start, and the 1 s bound of a blocking flush lost the
+   * daemon's first lines (its refusal of a store: kernel e2e H2); waiting
+   * longer in the event loop would hold up the kernel's upcalls. flushNow()
+   * at exit still blocks, for up to EXIT_TIMEOUT_MS.
+   */
+  background?: boolean;
 }
 
 export const IDENT = 'nfsdcltrack';
@@ -97,6 +108,10 @@ export const LOGGER_PATH = '/usr/bin/logger';
 export const DEFAULT_SYSLOG_SOCKET = '/dev/log';
 /** The kernel waits for us without a time-out: never wait long for syslog. */
 export const LOGGER_TIMEOUT_MS = 1000;
+/** A background logger's bound: long, since nothing waits for it. */
+export const BACKGROUND_TIMEOUT_MS = 30_000;
+/** A background Logger's flushNow() at exit: the process is ending, systemd waits for it. */
+export const EXIT_TIMEOUT_MS = 5000;
 /** logger's default --size is 1024 bytes; a longer line becomes two records. */
 export const MAX_MESSAGE_BYTES = 1024;
 /** Messages kept for one flush; the excess is counted and reported. */
@@ -163,7 +178,8 @@ function writeAll(fd: number, text: string): void {
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const env = opts.env ?? process.env;
   const loggerPath = opts.loggerPath ?? LOGGER_PATH;
-  const timeoutMs = opts.timeoutMs ?? LOGGER_TIMEOUT_MS;
+  // A resident process's blocking flush is its last, at exit: it may wait longer than an upcall's.
+  const timeoutMs = opts.timeoutMs ?? (opts.background ? EXIT_TIMEOUT_MS : LOGGER_TIMEOUT_MS);
   const stderrFd = opts.stderrFd ?? 2;
   const ident = opts.ident ?? IDENT;
   let foreground = !!opts.foreground;
@@ -191,26 +207,40 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     return msgs;
   };
 
-  const send = (msgs: Pending[]): void => {
+  /** A background logger still running: the next lines wait for it. */
+  let running = false;
+
+  const send = (msgs: Pending[], wait: boolean): void => {
     const socket = env.NFSDCLTRACK_SYSLOG_SOCKET || DEFAULT_SYSLOG_SOCKET;
     try {
       // No syslog socket (container, build host): nobody to tell, skip the spawn.
       if (!statSync(socket, { throwIfNoEntry: false })) return;
       // Required here, not at the top: a process that logs nothing pays nothing.
-      const { spawnSync } = require('child_process') as typeof import('child_process');
+      const cp = require('child_process') as typeof import('child_process');
       spawns++;
-      // Failures (ENOENT for a missing logger, ETIMEDOUT, a non-zero exit)
-      // are reported in the result, which we deliberately ignore.
       const tag = mayClaimPid() ? [`--id=${process.pid}`, '-t', ident] : ['-t', `${ident}[${process.pid}]`];
-      spawnSync(loggerPath, [...tag, '--prio-prefix', '-u', socket], {
-        input: loggerInput(msgs),
-        stdio: ['pipe', 'ignore', 'ignore'],
-        timeout: timeoutMs,
-        killSignal: 'SIGKILL',
-        windowsHide: true,
+      const args = [...tag, '--prio-prefix', '-u', socket];
+      if (wait) {
+        // Failures (ENOENT for a missing logger, ETIMEDOUT, a non-zero exit)
+        // are reported in the result, which we deliberately ignore.
+        cp.spawnSync(loggerPath, args, { input: loggerInput(msgs), stdio: ['pipe', 'ignore', 'ignore'], timeout: timeoutMs, killSignal: 'SIGKILL', windowsHide: true });
+        return;
+      }
+      const child = cp.spawn(loggerPath, args, { stdio: ['pipe', 'ignore', 'ignore'], windowsHide: true });
+      running = true;
+      const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? BACKGROUND_TIMEOUT_MS);
+      timer.unref();
+      child.on('error', () => {});
+      child.stdin!.on('error', () => {});
+      child.on('close', () => {
+        clearTimeout(timer);
+        running = false;
+        logger.flush();
       });
+      child.stdin!.end(loggerInput(msgs));
     } catch {
       // Logging never throws.
+      running = false;
     }
   };
 
@@ -241,8 +271,12 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       if (foreground && (pending.length > 0 || dropped > 0)) for (const m of take()) toStderr(m.msg);
     },
     flush(): void {
+      if ((pending.length === 0 && dropped === 0) || running) return;
+      send(take(), !opts.background);
+    },
+    flushNow(): void {
       if (pending.length === 0 && dropped === 0) return;
-      send(take());
+      send(take(), true);
     },
     get spawns(): number {
       return spawns;
@@ -267,5 +301,6 @@ export const silentLogger: Logger = {
   },
   set foreground(_v: boolean) {},
   flush: noop,
+  flushNow: noop,
   spawns: 0,
 };

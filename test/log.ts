@@ -574,3 +574,28 @@ t.test('children run by bare node, like the kernel runs us', { skip: !hasPython 
     );
   });
 });
+
+t.test('background (the daemon): flush never waits for a slow logger, and no line is lost to it', { skip: !hasPython && 'no python3' }, async t => {
+  const rx = await startReceiver();
+  // logger as it starts under a heavy load: 1.5 s late, more than the blocking bound (LOGGER_TIMEOUT_MS)
+  const slow = path.join(tmp, 'slow-logger');
+  fs.writeFileSync(slow, `#!/bin/sh\nsleep 1.5\nexec ${LOGGER_PATH} "$@"\n`, { mode: 0o755 });
+  const log = createLogger({ env: { NFSDCLTRACK_SYSLOG_SOCKET: rx.socket }, loggerPath: slow, background: true });
+  log.error('refusing to serve the store');
+  const start = process.hrtime.bigint();
+  log.flush();
+  t.ok(ms(start) < 500, `flush returned at once (${ms(start).toFixed(0)} ms) with logger still starting`);
+  log.warn('logged while logger runs');
+  log.flush();
+  t.equal(log.spawns, 1, 'one logger at a time: the second line waits for the first to exit');
+  for (let i = 0; i < 100 && log.spawns < 2; i++) await new Promise(r => setTimeout(r, 50));
+  t.equal(log.spawns, 2, 'and goes with the next, once it has');
+  log.debug('not enabled');
+  log.error('at exit');
+  const s2 = process.hrtime.bigint();
+  log.flushNow();
+  t.ok(ms(s2) >= 1400, `flushNow waits for its logger (${ms(s2).toFixed(0)} ms)`);
+  await new Promise(r => setTimeout(r, 2000));
+  const texts = (await rx.done()).map(d => parse(d).text).sort();
+  t.same(texts, ['at exit', 'logged while logger runs', 'refusing to serve the store'], 'every line delivered');
+});

@@ -183,8 +183,9 @@ wait_until 20 test -s /run/h1-gone; TW1=$(cat /run/h1-gone)
 V2=$(dmesg | tail -n +$((KL + 1)) | grep -c 'NFSD: Using nfsdcld client tracking operations')
 info H1 "A's lock: last heartbeat $(awk -v a=$LOCK_MTIME -v b=$TW0 'BEGIN{printf "%.1f", b-a}') s before B's nfsd started (its GraceStart the first write), taken over $(awk -v a=$TW0 -v b=$TW1 'BEGIN{printf "%.1f", b-a}') s after that"
 printf 'H1\tlock\t%s\t%s\t%s\n' "$LOCK_MTIME" "$TW0" "$TW1" >> "$OUT/ha-times.tsv"
-ok H1 "node B's first write took A's stale lock over without waiting it out: gone by max(nfsd start, A's heartbeat + 4 s) + 6 s (a live lock holds a writer 10 s), and the GraceStart it made succeeded (cld v2 tracking: $V2)" \
-    sh -c "test -n '$LOCK_OWNER' && test '$V2' -ge 1 && awk -v m=$LOCK_MTIME -v s=$TW0 -v e=${TW1:-9e18} 'BEGIN{b = m + 4; if (s > b) b = s; exit !(e <= b + 6)}'"
+# (9 s for the emulated nfsd start to reach that write: 6.3 s seen at load 5-12)
+ok H1 "node B's first write took A's stale lock over without waiting it out: gone by max(nfsd start, A's heartbeat + 4 s) + 9 s (a live lock holds a writer 10 s), and the GraceStart it made succeeded (cld v2 tracking: $V2)" \
+    sh -c "test -n '$LOCK_OWNER' && test '$V2' -ge 1 && awk -v m=$LOCK_MTIME -v s=$TW0 -v e=${TW1:-9e18} 'BEGIN{b = m + 4; if (s > b) b = s; exit !(e <= b + 9)}'"
 # as B opens it (ids only: a reclaim updates a record's time; a v4.0 client
 # that reclaims makes no Create, so GraceDone drops its record: D8)
 lost() { printf '%s\n' "$ACKED" | awk '{print $1}' | while read -r i; do recs B | awk '{print $1}' | grep -qxF "$i" || echo "$i"; done; }
