@@ -588,7 +588,7 @@ t.test('background (the daemon): flush never waits for a slow logger, and no lin
   log.warn('logged while logger runs');
   log.flush();
   t.equal(log.spawns, 1, 'one logger at a time: the second line waits for the first to exit');
-  for (let i = 0; i < 100 && log.spawns < 2; i++) await new Promise(r => setTimeout(r, 50));
+  for (let i = 0; i < 100 && (log.spawns ?? 0) < 2; i++) await new Promise(r => setTimeout(r, 50));
   t.equal(log.spawns, 2, 'and goes with the next, once it has');
   log.debug('not enabled');
   log.error('at exit');
