@@ -878,3 +878,38 @@ t.test('a grace start from the bytes hands out what records() and recoveryMember
     v.close();
   }
 });
+
+t.test('snapshot lookups: every probe level, lines longer than a short probe, one reader for many lookups', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nfsdcltrack-probe-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  // 3,000 clients, every 7th with an id of 1,024 bytes (a line of ~2,100
+  // bytes: past the first, short probe read), the rest short; sorted by key.
+  let seed = 7;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const hexOf = (n: number, len: number) => Array.from({ length: len }, (_, k) => ((n * 31 + k * 17) % 256).toString(16).padStart(2, '0')).join('');
+  const recs = Array.from({ length: 3000 }, (_, i) => ({
+    id: i % 7 === 0 ? `${i.toString(16).padStart(8, '0')}${hexOf(i, 1020)}` : `${i.toString(16).padStart(8, '0')}${hexOf(i, 4 + (i % 40))}`,
+    time: 1_700_000_000 + i,
+    session: i % 3 !== 0,
+    epoch: 1,
+    ph: i % 2 ? hexOf(i + 1, 32) : null,
+    older: null,
+  })).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  await new Store({ dir }).replaceAll(() => recs, () => ({ current: 1, recovery: 0 }));
+  t.ok(fs.statSync(path.join(dir, 'clients.snap')).size > 16 * 16384, 'the snapshot is several search levels deep');
+  const view = new Store({ dir }).read();
+  try {
+    let wrong = 0;
+    // In a random order, each twice, with absent ids (a byte more or less) between.
+    const order = [...recs, ...recs].map((r) => ({ r, k: rnd() })).sort((a, b) => a.k - b.k).map((x) => x.r);
+    for (const r of order) {
+      const got = view.get(r.id);
+      if (!got || got.time !== r.time || got.session !== r.session || got.ph !== r.ph) wrong++;
+      if (view.get(`${r.id}00`) !== null || view.get(r.id.slice(0, -2)) !== null) wrong++;
+    }
+    t.equal(wrong, 0, `${order.length} lookups of present ids and ${2 * order.length} of absent ones, all right`);
+    t.equal(view.snapshot!.damagedSeen, 0, 'no sound line counted as damaged');
+  } finally {
+    view.close();
+  }
+});

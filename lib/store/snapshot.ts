@@ -25,8 +25,18 @@ import { createPrivate, openRead, readAt, writeAll } from './fsutil';
 
 /** Below this many bytes a search just reads the rest of the range. */
 const SCAN_BYTES = 16384;
+/** A first probe's read: a line of a typical client id (~150 bytes) and the end of the one before fit. */
+const SHORT_PROBE_BYTES = 1024;
 /** Longer than any valid line (2048 hex digits plus fields). */
 const PROBE_BYTES = 8192;
+
+/** What a probe at an offset found: the first sound line after it. */
+interface Probe {
+  key: string;
+  record: RecState;
+  start: number;
+  end: number;
+}
 const STREAM_CHUNK = 1 << 18;
 
 export class SnapshotReader {
@@ -39,6 +49,13 @@ export class SnapshotReader {
   skipped = 0;
   /** The last lookup: a write looks its client up twice (to decide, then to record the previous state). */
   private last: { id: string; rec: RecState | null } | null = null;
+  /**
+   * Probes made, by offset. Every search starts from the same range, so the
+   * first probes of every lookup are the same ones: a batch of creates (one
+   * transaction, one reader) reads each of them once. Only for this reader:
+   * its file, open, cannot change under it.
+   */
+  private readonly probes = new Map<number, Probe>();
 
   private constructor(readonly fd: number, readonly size: number) {
     const head = readAt(fd, 0, Math.min(size, 4096));
@@ -76,8 +93,7 @@ export class SnapshotReader {
     let hi = this.dataEnd;
     while (hi - lo > SCAN_BYTES) {
       const mid = lo + Math.floor((hi - lo) / 2);
-      const probe = readAt(this.fd, mid, PROBE_BYTES);
-      const line = this.firstValidLine(probe, mid);
+      const line = this.probe(mid);
       if (!line) return this.scan(this.dataStart, this.dataEnd, key);
       if (line.key === key) return line.record;
       if (line.key < key) lo = line.end;
@@ -86,7 +102,21 @@ export class SnapshotReader {
     return this.scan(lo, hi, key);
   }
 
-  private firstValidLine(probe: string, at: number): { key: string; record: RecState; start: number; end: number } | null {
+  /** The first sound line after offset at (a short read first, a long one when no whole line was in it). */
+  private probe(at: number): Probe | null {
+    const seen = this.probes.get(at);
+    if (seen) return seen;
+    const damaged = this.damagedSeen;
+    let line = this.firstValidLine(readAt(this.fd, at, SHORT_PROBE_BYTES), at);
+    if (!line && at + SHORT_PROBE_BYTES < this.dataEnd) {
+      this.damagedSeen = damaged; // the long read sees them again
+      line = this.firstValidLine(readAt(this.fd, at, PROBE_BYTES), at);
+    }
+    if (line) this.probes.set(at, line);
+    return line;
+  }
+
+  private firstValidLine(probe: string, at: number): Probe | null {
     let nl = probe.indexOf('\n');
     while (nl >= 0) {
       const next = probe.indexOf('\n', nl + 1);
