@@ -21,6 +21,9 @@
 //     outstanding (a new one sent as each is answered); first send to last reply;
 //  2. GraceStart on a store of M clients (first send to its final reply, every
 //     -EINPROGRESS downcall counted and its name checked), then GraceDone;
+//  2b. the same GraceStart through a bare pty (bench/bare-pty.py reads the
+//     master itself, no relay or driver): the daemons' own costs, user and
+//     system CPU apart;
 //  3. the daemon's memory: VmRSS 2 s after start-up + GetVersion (idle, on the
 //     M-client store), VmHWM after that GraceStart;
 //  4. the same storm through the upcall (one process per create, 16 at a time,
@@ -261,7 +264,7 @@ const check = (ok, what) => {
 
 // --- the run ----------------------------------------------------------------------------
 
-const results = { storm: {}, grace: {}, upcall: {} };
+const results = { storm: {}, grace: {}, bare: {}, upcall: {} };
 let lib;
 let impls;
 let iso;
@@ -360,6 +363,36 @@ async function graceRound(impl, r, expected) {
   } finally {
     await closeDaemon(d);
     fs.rmSync(store, { recursive: true, force: true });
+  }
+}
+
+/**
+ * GraceStart through a bare pty (section 2b): bench/bare-pty.py reads the
+ * master itself and keeps nothing (no relay, no driver, no check of the
+ * records beyond their count; section 2 checks them), so what a pty costs by
+ * itself is the floor and the daemons' own costs show: user and system CPU
+ * apart.
+ */
+async function bareRound(impl, r) {
+  const store = path.join(work, `bare-${impl.key}-${r}`);
+  const pipefs = path.join(work, `pipefs-bare-${impl.key}-${r}`);
+  fs.cpSync(impl.proto, store, { recursive: true });
+  try {
+    const args = [path.join(root, 'bench/bare-pty.py'), pipefs, store, String(impl.spec.padV1To ?? 0), JSON.stringify(impl.spec.cmd), JSON.stringify(impl.spec.env ?? {})];
+    const p = spawn('python3', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(p);
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    const code = await new Promise((res) => p.once('exit', (c, sig) => res(c ?? sig)));
+    children.delete(p);
+    const x = code === 0 ? JSON.parse(out.trim().split('\n').pop() ?? '{}') : null;
+    check(x !== null && x.status === 0 && x.n === cfg.clients, `${impl.key} bare ${r}: GraceStart through the bare pty: exit ${code}, ${x ? `status ${x.status}, ${x.n} downcalls` : err.slice(-300)}`);
+    return x ?? { ms: NaN, user: NaN, sys: NaN, n: 0 };
+  } finally {
+    fs.rmSync(store, { recursive: true, force: true });
+    fs.rmSync(pipefs, { recursive: true, force: true });
   }
 }
 
@@ -531,6 +564,7 @@ async function main() {
   for (const impl of impls) {
     results.storm[impl.key] = [];
     results.grace[impl.key] = [];
+    results.bare[impl.key] = [];
   }
   for (let r = 0; r < cfg.rounds && !stopping; r++) {
     const order = impls.map((_, i) => impls[(i + r) % impls.length]);
@@ -546,6 +580,11 @@ async function main() {
         `round ${r + 1}/${cfg.rounds} grace ${impl.key}: GraceStart ${x.graceStartMs.toFixed(0)} ms, GraceDone ${x.graceDoneMs.toFixed(1)} ms, ` +
           `idle RSS ${(x.idleRss / 1024).toFixed(1)} MiB, peak ${(x.hwm / 1024).toFixed(1)} MiB`,
       );
+    }
+    for (const impl of order) {
+      const x = await bareRound(impl, r);
+      results.bare[impl.key].push(x);
+      say(`round ${r + 1}/${cfg.rounds} bare pty ${impl.key}: GraceStart ${f2(x.ms)} ms, daemon user ${f2(x.user)} ms, system ${f2(x.sys)} ms`);
     }
   }
 
@@ -628,6 +667,7 @@ function report(error) {
     { what: `storm: ${fmt(cfg.storm)} Creates, ${cfg.window} outstanding`, part: 'storm', field: 'ms', unit: 's', scale: 1000, goal: 0.2 },
     { what: `GraceStart on ${fmt(cfg.clients)} clients`, part: 'grace', field: 'graceStartMs', unit: 'ms', scale: 1, goal: 1.0 },
     { what: `GraceDone after it`, part: 'grace', field: 'graceDoneMs', unit: 'ms', scale: 1, goal: 1.0 },
+    { what: `GraceStart on ${fmt(cfg.clients)} clients, bare pty (2b)`, part: 'bare', field: 'ms', unit: 'ms', scale: 1, goal: 1.0 },
   ];
   results.verdicts = [];
   for (const t of targets) {
@@ -668,6 +708,19 @@ function report(error) {
       `| ${short[k]} | ${f2(med('grace', k, 'graceStartMs'))} | ${range('grace', k, 'graceStartMs')} | ${f2(med('grace', k, 'cpu'))} | ${fr(ratio(med('grace', k, 'graceStartMs'), med('grace', 'c', 'graceStartMs')))} | ` +
         `${f2(med('grace', k, 'graceDoneMs'))} | ${range('grace', k, 'graceDoneMs')} | ${fr(ratio(med('grace', k, 'graceDoneMs'), med('grace', 'c', 'graceDoneMs')))} | ${f2(med('grace', k, 'startMs'))} |`,
     );
+  }
+  P();
+  P(`## 2b. The same GraceStart through a bare pty`);
+  P();
+  P(
+    'bench/bare-pty.py reads the pty\'s master itself and keeps nothing: no relay, no driver, the downcalls only counted (section 2 checks them), so the harness costs only what a pty costs and the daemons\' own costs show. ' +
+      'Daemon CPU from /proc/PID/stat (every thread; clock ticks), user and system apart: the system time is the pty\'s, about the same for every writer of the same bytes; on rpc_pipefs the kernel handles each downcall in the writer\'s system time instead, with no reader to wait for.',
+  );
+  P();
+  P('| daemon | GraceStart (ms) | min–max | ratio | daemon user CPU (ms) | min–max | daemon system CPU (ms) |');
+  P('|---|---:|---:|---:|---:|---:|---:|');
+  for (const k of ids) {
+    P(`| ${short[k]} | ${f2(med('bare', k, 'ms'))} | ${range('bare', k, 'ms')} | ${fr(ratio(med('bare', k, 'ms'), med('bare', 'c', 'ms')))} | ${f2(med('bare', k, 'user'))} | ${range('bare', k, 'user')} | ${f2(med('bare', k, 'sys'))} |`);
   }
   P();
   P('## 3. Memory (MiB)');
@@ -711,6 +764,7 @@ function report(error) {
   for (const [part, fields] of [
     ['storm', ['ms', 'latMedian', 'cpu']],
     ['grace', ['graceStartMs', 'graceDoneMs', 'idleRss', 'hwm']],
+    ['bare', ['ms', 'user', 'sys']],
   ]) {
     for (const k of ids) {
       const xs = results[part][k] ?? [];
